@@ -1,0 +1,1 @@
+"""Provider hosts: URLs, credentials, which dialect a channel speaks. Thin; no translation."""

@@ -1,0 +1,5 @@
+"""``python -m unigate`` → the CLI."""
+
+from unigate.cli import main
+
+main()

@@ -1,0 +1,135 @@
+"""Build the ASGI application from a loaded config: routes, error handlers, lifespan.
+
+No business logic lives here. The lifespan opens the upstream pool, discovers the models of
+providers that list none (``GET …/models``, cached in memory — the user's file is never
+rewritten), compiles the ``Runtime`` and publishes the ``Gateway`` on ``app.state``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from unigate.auth.keys import KeyStore
+from unigate.config.compile import compile_channel, compile_runtime, openai_root
+from unigate.config.load import LoadedConfig, load_source
+from unigate.errors import MethodNotAllowed, NotFound, UnigateError
+from unigate.http.chat import chat_completions
+from unigate.http.models import list_models
+from unigate.http.responses import error_response, internal_error_response, json_response
+from unigate.http.state import Gateway
+from unigate.providers import openai as openai_host
+from unigate.relay import Relay
+from unigate.routing.plan import Planner
+from unigate.upstream import Timeouts, Upstream
+
+log = logging.getLogger("unigate")
+
+CONFIG_ENV = "UNIGATE_CONFIG_SOURCE"
+DISCOVERY_TIMEOUT = 10.0
+
+
+async def discover_models(loaded: LoadedConfig, upstream: Upstream) -> dict[str, tuple[str, ...]]:
+    """Fetch ``/models`` for every OpenAI-compatible provider that lists no models."""
+    found: dict[str, tuple[str, ...]] = {}
+
+    async def one(index: int) -> None:
+        provider = loaded.config.providers[index]
+        channel = compile_channel(provider, index, {})
+        url = openai_root(provider.base_url) + "/models"
+        try:
+            resp = await upstream.send(
+                "GET",
+                url,
+                headers=openai_host.models_headers(channel, channel.keys[0] if channel.keys else None),
+                timeouts=Timeouts(first_byte=DISCOVERY_TIMEOUT, idle=DISCOVERY_TIMEOUT),
+                proxy=channel.proxy,
+            )
+            async with resp:
+                body = await resp.read()
+            if resp.status != 200:
+                raise ValueError(f"status {resp.status}")
+            data = orjson.loads(body)
+            ids = tuple(str(m["id"]) for m in data["data"] if isinstance(m, dict) and "id" in m)
+        except (UnigateError, ValueError, KeyError, TypeError) as exc:
+            log.warning("providers[%d] (%s): model discovery failed: %s", index, provider.provider, exc)
+            return
+        found[provider.provider] = ids
+        log.info("providers[%d] (%s): discovered %d models", index, provider.provider, len(ids))
+
+    await asyncio.gather(
+        *(one(i) for i, p in enumerate(loaded.config.providers) if p.model is None)
+    )
+    return found
+
+
+def create_app(
+    loaded: LoadedConfig,
+    *,
+    env: Mapping[str, str] | None = None,
+    clock: Callable[[], float] | None = None,
+) -> Starlette:
+    """The ASGI app for one config. ``clock`` is injected by tests."""
+    env = os.environ if env is None else env
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        upstream = Upstream()
+        try:
+            discovered = await discover_models(loaded, upstream)
+            runtime = compile_runtime(loaded.config, discovered, env)
+            for warning in (*loaded.warnings, *runtime.warnings):
+                log.warning("%s", warning)
+            relay = Relay(Planner(runtime), upstream, **({"clock": clock} if clock else {}))
+            app.state.gateway = Gateway(runtime, KeyStore(runtime.keys), relay)
+            yield
+        finally:
+            await upstream.close()
+
+    async def health(request: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, HTTPException) and exc.status_code == 405:
+            return error_response(MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}."))
+        return error_response(NotFound(f"Unknown path {request.url.path}.", code="unknown_path"))
+
+    async def on_unigate_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, UnigateError)
+        return error_response(exc)
+
+    async def on_crash(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return internal_error_response()
+
+    routes = [
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/healthz", health, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            HTTPException: not_found,
+            UnigateError: on_unigate_error,
+            Exception: on_crash,
+        },
+    )
+
+
+def app_from_env() -> Starlette:
+    """uvicorn factory for ``--workers N``: each worker loads the config the CLI validated."""
+    loaded = load_source(os.environ[CONFIG_ENV])
+    return create_app(loaded)

@@ -1,0 +1,31 @@
+"""OpenAI and every OpenAI-compatible host: where to send a chat request and how to sign it.
+
+Thin by design (DESIGN.md "Adapters"): the URL comes from the channel's compiled API root,
+the credential goes in ``Authorization: Bearer``, and the channel's configured ``headers`` are
+added last so a user can set e.g. OpenRouter's attribution headers. Client-supplied headers
+never reach the upstream.
+"""
+
+from __future__ import annotations
+
+from unigate.config.compile import Channel
+
+
+def chat_headers(channel: Channel, api_key: str | None) -> dict[str, str]:
+    """Headers for one chat attempt on ``channel`` with upstream key ``api_key``."""
+    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+    if api_key:
+        headers["authorization"] = "Bearer " + api_key
+    if channel.headers:
+        headers.update(channel.headers)
+    return headers
+
+
+def models_headers(channel: Channel, api_key: str | None) -> dict[str, str]:
+    """Headers for ``GET …/models`` (model discovery at start-up)."""
+    headers = {"accept": "application/json"}
+    if api_key:
+        headers["authorization"] = "Bearer " + api_key
+    if channel.headers:
+        headers.update(channel.headers)
+    return headers

@@ -1,0 +1,348 @@
+"""plan → attempt → decode → peek → commit. The only retry loop in the code.
+
+``Relay.chat`` walks the Plan's attempts in order. An attempt that fails with an error the
+retry table says to retry moves on to the next attempt; a failure caused by the client's own
+request (``UpstreamRequestError``) is returned at once. When every attempt failed, the last
+error is raised with its upstream status and message.
+
+Streams commit late: ``_open_stream`` reads upstream events and holds them until the first
+content event (or the end of a complete stream). Any failure before that point is an ordinary
+attempt failure, invisible to the client. After it, the stream belongs to the client: a later
+failure ends it with an OpenAI-style in-band error event and ``[DONE]``, never a retry.
+
+Fast path (DESIGN.md): an OpenAI-compatible channel receives the client's JSON body with only
+``model`` (and the channel's configured overrides) patched; the upstream's SSE events are
+re-framed and forwarded as they come, rewriting ``model`` only when an alias differs from the
+upstream name. Every event is still parsed once, to find the commit point, in-band errors,
+the finish reason and usage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from unigate.config.compile import Channel, ClientKey
+from unigate.dialects import openai_chat
+from unigate.dialects.sse import SSEFramer
+from unigate.errors import (
+    NoChannelAvailable,
+    UnigateError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamRequestError,
+    redact,
+)
+from unigate.providers import openai as openai_host
+from unigate.routing.plan import Attempt, Planner
+from unigate.upstream import Timeouts, Upstream, UpstreamResponse
+
+DONE_FRAME = b"data: [DONE]\n\n"
+MAX_ERROR_BODY = 1024 * 1024
+
+
+@dataclass(slots=True)
+class ChatCall:
+    """One client chat request after authentication and light validation."""
+
+    key: ClientKey
+    body: dict[str, Any]
+    model: str
+    stream: bool
+    request_id: str
+
+
+@dataclass(slots=True)
+class AttemptLog:
+    channel: str
+    upstream_model: str
+    outcome: str
+    status: int = 0
+
+
+@dataclass(slots=True)
+class Served:
+    """Bookkeeping the HTTP layer turns into headers (and, later, statistics records)."""
+
+    channel: str = ""
+    upstream_model: str = ""
+    attempts: list[AttemptLog] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Complete:
+    """A finished non-streamed answer: JSON bytes for the client."""
+
+    body: bytes
+    served: Served
+
+
+@dataclass(slots=True)
+class Streaming:
+    """A committed stream: ``frames`` yields SSE bytes (the peeked ones first) and closes the
+    upstream response when exhausted or closed (client disconnect)."""
+
+    frames: AsyncIterator[bytes]
+    served: Served
+
+
+def _upstream_body(body: Mapping[str, Any], channel: Channel, alias: str, upstream_model: str) -> bytes:
+    """Patch the client's body for an OpenAI-compatible channel (the fast path)."""
+    out = dict(body)
+    out["model"] = upstream_model
+    if not channel.tools:
+        _strip_tools(out)
+    if channel.overrides_all:
+        out.update(channel.overrides_all)
+    per_model = channel.overrides_by_model.get(alias) or channel.overrides_by_model.get(upstream_model)
+    if per_model:
+        out.update(per_model)
+    for key in channel.remove_keys:
+        out.pop(key, None)
+    return orjson.dumps(out)
+
+
+def _strip_tools(body: dict[str, Any]) -> None:
+    """``tools: false`` channels: drop tool definitions and the tool turns of the history."""
+    for key in ("tools", "tool_choice", "parallel_tool_calls", "functions", "function_call"):
+        body.pop(key, None)
+    messages = []
+    for message in body.get("messages", ()):
+        if not isinstance(message, dict):
+            messages.append(message)
+            continue
+        if message.get("role") == "tool":
+            continue
+        if "tool_calls" in message:
+            message = {k: v for k, v in message.items() if k != "tool_calls"}
+            if message.get("content") is None:
+                continue
+        messages.append(message)
+    body["messages"] = messages
+
+
+def _is_content(chunk: Mapping[str, Any]) -> bool:
+    """Does this OpenAI chunk carry anything the client must see (the commit point)?"""
+    choices = chunk.get("choices")
+    if not choices:
+        return False
+    for choice in choices:
+        if not isinstance(choice, dict):
+            continue
+        if choice.get("finish_reason"):
+            return True
+        delta = choice.get("delta") or {}
+        if delta.get("content") or delta.get("tool_calls") or delta.get("refusal"):
+            return True
+        if delta.get("reasoning_content") or delta.get("reasoning") or delta.get("function_call"):
+            return True
+    return False
+
+
+def error_frames(err: UnigateError) -> list[bytes]:
+    """The end of a committed stream that failed: an in-band error event, then ``[DONE]``.
+    The official ``openai`` SDK raises ``APIError`` when a data event has an ``error`` key."""
+    return [b"data: " + orjson.dumps(err.to_openai()) + b"\n\n", DONE_FRAME]
+
+
+class Relay:
+    """Executes plans. Holds no per-request state; ``clock`` is injectable for tests."""
+
+    def __init__(
+        self,
+        planner: Planner,
+        upstream: Upstream,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.planner = planner
+        self.upstream = upstream
+        self.clock = clock
+
+    async def chat(self, call: ChatCall) -> Complete | Streaming:
+        attempts = self.planner.plan(call.key, call.model)
+        served = Served()
+        last: UpstreamError | None = None
+        for attempt in attempts:
+            channel = attempt.channel
+            try:
+                result = await self._attempt(call, attempt, served)
+            except UpstreamError as err:
+                served.attempts.append(
+                    AttemptLog(channel.name, attempt.candidate.upstream_model, type(err).__name__,
+                               err.upstream_status)
+                )
+                if isinstance(err, UpstreamRequestError):
+                    raise
+                last = err
+                continue
+            served.channel = channel.name
+            served.upstream_model = attempt.candidate.upstream_model
+            served.attempts.append(AttemptLog(channel.name, attempt.candidate.upstream_model, "ok", 200))
+            return result
+        if last is None:
+            raise NoChannelAvailable(f"No channel is available for the model '{call.model}'.")
+        last.message = f"All {len(served.attempts)} attempt(s) for '{call.model}' failed; last: {last.message}"
+        raise last
+
+    async def _attempt(self, call: ChatCall, attempt: Attempt, served: Served) -> Complete | Streaming:
+        channel = attempt.channel
+        candidate = attempt.candidate
+        api_key = self.planner.pick_key(channel)
+        body = _upstream_body(call.body, channel, candidate.alias, candidate.upstream_model)
+        timeouts = Timeouts(first_byte=attempt.timeout)
+        resp = await self.upstream.send(
+            "POST",
+            channel.chat_url,
+            headers=openai_host.chat_headers(channel, api_key),
+            body=body,
+            timeouts=timeouts,
+            proxy=channel.proxy,
+        )
+        secrets = (api_key,) if api_key else ()
+        try:
+            if resp.status >= 400:
+                raw = await resp.read(limit=MAX_ERROR_BODY)
+                raise openai_chat.DIALECT.decode_error(resp.status, resp.headers, raw)
+            if call.stream and "text/event-stream" in resp.headers.get("content-type", ""):
+                return await self._open_stream(resp, candidate.alias, candidate.upstream_model, served)
+            return Complete(await self._read_json(resp, candidate.alias, call.stream), served)
+        except UpstreamError as err:
+            resp.close()
+            err.message = redact(err.message, secrets)
+            raise
+        except BaseException:
+            resp.close()
+            raise
+
+    async def _read_json(self, resp: UpstreamResponse, alias: str, stream: bool) -> bytes:
+        raw = await resp.read()
+        resp.close()
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise UpstreamProtocolError("upstream returned a body that is not JSON") from None
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
+            if isinstance(data, dict) and "error" in data:
+                raise openai_chat.DIALECT.decode_error(502, resp.headers, raw)
+            raise UpstreamProtocolError("upstream returned JSON without choices")
+        if stream:
+            raise UpstreamProtocolError("upstream answered a streaming request with JSON")
+        data["model"] = alias
+        return orjson.dumps(data)
+
+    async def _open_stream(
+        self, resp: UpstreamResponse, alias: str, upstream_model: str, served: Served
+    ) -> Streaming:
+        """Peek until the first content event; raise (so the caller retries) if the stream
+        fails or ends before it."""
+        framer = SSEFramer()
+        chunks = resp.iter_chunks()
+        state = _StreamState(alias, upstream_model)
+        held: list[bytes] = []
+        async for chunk in chunks:
+            for event in framer.feed(chunk):
+                held.extend(state.relay(event.data))
+            if state.committed or state.done:
+                break
+        else:
+            held.extend(state.relay_close(framer))
+        if not state.committed:
+            raise UpstreamProtocolError("upstream stream ended before any content")
+        return Streaming(self._rest(resp, chunks, framer, state, held), served)
+
+    async def _rest(
+        self,
+        resp: UpstreamResponse,
+        chunks: AsyncIterator[bytes],
+        framer: SSEFramer,
+        state: _StreamState,
+        held: list[bytes],
+    ) -> AsyncIterator[bytes]:
+        try:
+            for frame in held:
+                yield frame
+            if state.done:
+                return
+            try:
+                async for chunk in chunks:
+                    frames: list[bytes] = []
+                    for event in framer.feed(chunk):
+                        frames.extend(state.relay(event.data))
+                    for frame in frames:
+                        yield frame
+                    if state.done:
+                        return
+                for frame in state.relay_close(framer):
+                    yield frame
+            except UpstreamError as err:
+                for frame in error_frames(err):
+                    yield frame
+        finally:
+            resp.close()
+
+
+class _StreamState:
+    """The pass-through stream's state machine.
+
+    ``committed``: a content event has been produced (from then on frames go to the client as
+    they come). ``done``: ``[DONE]`` was seen (or synthesised after a finish_reason at EOF).
+    ``finished``: some chunk carried a ``finish_reason``. In-band ``{"error": …}`` events raise a
+    classified ``UpstreamError`` — before commit the relay retries, after it ``_rest`` ends the
+    stream with an error event.
+    """
+
+    __slots__ = ("alias", "committed", "done", "finished", "rewrite", "upstream_model")
+
+    def __init__(self, alias: str, upstream_model: str) -> None:
+        self.alias = alias
+        self.upstream_model = upstream_model
+        self.rewrite = alias != upstream_model
+        self.committed = False
+        self.done = False
+        self.finished = False
+
+    def relay(self, data: str) -> list[bytes]:
+        if self.done:
+            return []
+        if data == "[DONE]":
+            self.done = True
+            if not self.committed:
+                raise UpstreamProtocolError("upstream stream ended before any content")
+            return [DONE_FRAME]
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise UpstreamProtocolError("upstream sent an event that is not JSON") from None
+        if not isinstance(chunk, dict):
+            raise UpstreamProtocolError("upstream sent an event that is not a JSON object")
+        if "error" in chunk and not chunk.get("choices"):
+            raise openai_chat.DIALECT.decode_error(200, {}, data.encode())
+        if not self.committed and _is_content(chunk):
+            self.committed = True
+        if not self.finished:
+            for choice in chunk.get("choices") or ():
+                if isinstance(choice, dict) and choice.get("finish_reason"):
+                    self.finished = True
+        if self.rewrite and "model" in chunk:
+            chunk["model"] = self.alias
+            return [b"data: " + orjson.dumps(chunk) + b"\n\n"]
+        return [b"data: " + data.encode() + b"\n\n"]
+
+    def relay_close(self, framer: SSEFramer) -> list[bytes]:
+        """End of the upstream body: flush the framer; a stream that never finished is a
+        truncated stream (an error), one that finished without ``[DONE]`` gets one."""
+        frames: list[bytes] = []
+        for event in framer.close():
+            frames.extend(self.relay(event.data))
+        if self.done:
+            return frames
+        if not self.finished:
+            raise UpstreamProtocolError("upstream stream ended without finishing (truncated)")
+        self.done = True
+        frames.append(DONE_FRAME)
+        return frames
