@@ -115,8 +115,9 @@ class Upstream:
     """The pooled HTTP client. Create inside a running loop; ``close()`` on shutdown."""
 
     def __init__(self, *, limit: int = 0, limit_per_host: int = 0) -> None:
-        self._connector_args = {"limit": limit, "limit_per_host": limit_per_host, "ttl_dns_cache": 300}
-        self._session = self._new_session(aiohttp.TCPConnector(**self._connector_args))
+        self._session = self._new_session(
+            aiohttp.TCPConnector(limit=limit, limit_per_host=limit_per_host, ttl_dns_cache=300)
+        )
         self._socks: dict[str, aiohttp.ClientSession] = {}
 
     @staticmethod

@@ -257,10 +257,9 @@ def compile_rules(entries: list[str | dict[str, int]], provider_names: set[str])
     """
     rules: list[Rule] = []
     for entry in entries:
-        if isinstance(entry, str):
-            items = [(entry, None)]
-        else:
-            items = [(str(k), int(v)) for k, v in entry.items()]
+        items: list[tuple[str, int | None]] = (
+            [(entry, None)] if isinstance(entry, str) else [(str(k), int(v)) for k, v in entry.items()]
+        )
         for text, weight in items:
             rules.append(_rule(text, weight, provider_names))
     return tuple(rules)

@@ -1,0 +1,1 @@
+"""Fake upstream providers: real loopback servers speaking the providers' wire formats."""
