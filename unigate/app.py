@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
@@ -90,7 +91,8 @@ def create_app(
             runtime = compile_runtime(loaded.config, discovered, env)
             for warning in (*loaded.warnings, *runtime.warnings):
                 log.warning("%s", warning)
-            relay = Relay(Planner(runtime), upstream, **({"clock": clock} if clock else {}))
+            planner = Planner(runtime, clock=clock or time.monotonic)
+            relay = Relay(planner, upstream, error_triggers=runtime.error_triggers)
             app.state.gateway = Gateway(runtime, KeyStore(runtime.keys), relay)
             yield
         finally:

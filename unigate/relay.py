@@ -19,8 +19,8 @@ the finish reason and usage.
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Callable, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,18 +30,22 @@ from unigate.config.compile import Channel, ClientKey
 from unigate.dialects import openai_chat
 from unigate.dialects.sse import SSEFramer
 from unigate.errors import (
-    NoChannelAvailable,
     UnigateError,
     UpstreamError,
     UpstreamProtocolError,
-    UpstreamRequestError,
+    UpstreamRateLimited,
+    UpstreamTimeout,
     redact,
 )
 from unigate.providers import openai as openai_host
-from unigate.routing.plan import Attempt, Planner
+from unigate.routing.candidates import Candidate
+from unigate.routing.plan import Attempt, Plan, Planner
+from unigate.routing.retry import decide
 from unigate.upstream import Timeouts, Upstream, UpstreamResponse
 
 DONE_FRAME = b"data: [DONE]\n\n"
+DEFAULT_DEADLINE = 30 * 60.0
+DEFAULT_IDLE = 120.0
 MAX_ERROR_BODY = 1024 * 1024
 
 
@@ -71,6 +75,9 @@ class Served:
     channel: str = ""
     upstream_model: str = ""
     attempts: list[AttemptLog] = field(default_factory=list)
+
+    def log(self, attempt: Attempt, outcome: str, status: int) -> None:
+        self.attempts.append(AttemptLog(attempt.channel.name, attempt.candidate.upstream_model, outcome, status))
 
 
 @dataclass(slots=True)
@@ -150,51 +157,93 @@ def error_frames(err: UnigateError) -> list[bytes]:
 
 
 class Relay:
-    """Executes plans. Holds no per-request state; ``clock`` is injectable for tests."""
+    """Executes plans. Holds no per-request state; the planner holds health and cursors.
+
+    ``deadline`` bounds a whole client request (every attempt, and a stream's full length);
+    ``idle`` bounds the silence between two chunks of an upstream body.
+    """
 
     def __init__(
         self,
         planner: Planner,
         upstream: Upstream,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        error_triggers: tuple[str, ...] = (),
+        deadline: float = DEFAULT_DEADLINE,
+        idle: float = DEFAULT_IDLE,
     ) -> None:
         self.planner = planner
         self.upstream = upstream
-        self.clock = clock
+        self.error_triggers = error_triggers
+        self.deadline = deadline
+        self.idle = idle
 
-    async def chat(self, call: ChatCall) -> Complete | Streaming:
-        attempts = self.planner.plan(call.key, call.model)
+    def plan(self, call: ChatCall) -> Plan:
+        """Plan a call (raises NotFound / PermissionDenied before anything is sent)."""
+        return self.planner.plan(call.key, call.model)
+
+    async def chat(self, call: ChatCall, plan: Plan | None = None) -> Complete | Streaming:
+        """Run the attempts of ``plan`` (made here when not given) until one succeeds."""
+        if plan is None:
+            plan = self.plan(call)
         served = Served()
+        loop = asyncio.get_running_loop()
+        deadline_at = loop.time() + self.deadline
         last: UpstreamError | None = None
-        for attempt in attempts:
-            channel = attempt.channel
-            try:
-                result = await self._attempt(call, attempt, served)
-            except UpstreamError as err:
-                served.attempts.append(
-                    AttemptLog(channel.name, attempt.candidate.upstream_model, type(err).__name__,
-                               err.upstream_status)
-                )
-                if isinstance(err, UpstreamRequestError):
-                    raise
-                last = err
-                continue
-            served.channel = channel.name
-            served.upstream_model = attempt.candidate.upstream_model
-            served.attempts.append(AttemptLog(channel.name, attempt.candidate.upstream_model, "ok", 200))
-            return result
+        budget = plan.budget
+        planner = self.planner
+        try:
+            async with asyncio.timeout_at(deadline_at):
+                for attempt in plan.attempts:
+                    tried: set[str] = set()
+                    while budget > 0:
+                        usable, api_key = planner.pick_key(attempt.channel, frozenset(tried))
+                        if not usable:
+                            break
+                        budget -= 1
+                        if api_key is not None:
+                            tried.add(api_key)
+                        try:
+                            result = await self._attempt(call, attempt, api_key, served, deadline_at)
+                        except UpstreamError as err:
+                            action = decide(err)
+                            served.log(attempt, type(err).__name__, err.upstream_status)
+                            planner.record_failure(attempt, api_key, action, err.retry_after)
+                            if not action.retry:
+                                raise
+                            last = err
+                            if action.cool_key == "none":
+                                break
+                            continue
+                        planner.record_success(attempt)
+                        served.log(attempt, "ok", 200)
+                        served.channel = attempt.channel.name
+                        served.upstream_model = attempt.candidate.upstream_model
+                        return result
+                    if budget <= 0:
+                        break
+        except TimeoutError:
+            last = UpstreamTimeout(f"The request exceeded the gateway's deadline of {self.deadline:g} s.")
         if last is None:
-            raise NoChannelAvailable(f"No channel is available for the model '{call.model}'.")
+            retry_after = planner.soonest_key_recovery(plan.attempts)
+            raise UpstreamRateLimited(
+                f"Every upstream key for '{call.model}' is cooling down after rate limits.",
+                retry_after=retry_after,
+            )
+        if isinstance(last, UpstreamRateLimited):
+            soonest = planner.soonest_key_recovery(plan.attempts)
+            if soonest is not None:
+                last.retry_after = soonest
         last.message = f"All {len(served.attempts)} attempt(s) for '{call.model}' failed; last: {last.message}"
         raise last
 
-    async def _attempt(self, call: ChatCall, attempt: Attempt, served: Served) -> Complete | Streaming:
+    async def _attempt(
+        self, call: ChatCall, attempt: Attempt, api_key: str | None, served: Served, deadline_at: float
+    ) -> Complete | Streaming:
         channel = attempt.channel
         candidate = attempt.candidate
-        api_key = self.planner.pick_key(channel)
         body = _upstream_body(call.body, channel, candidate.alias, candidate.upstream_model)
-        timeouts = Timeouts(first_byte=attempt.timeout)
+        timeouts = Timeouts(first_byte=attempt.timeout, idle=self.idle)
         resp = await self.upstream.send(
             "POST",
             channel.chat_url,
@@ -209,7 +258,7 @@ class Relay:
                 raw = await resp.read(limit=MAX_ERROR_BODY)
                 raise openai_chat.DIALECT.decode_error(resp.status, resp.headers, raw)
             if call.stream and "text/event-stream" in resp.headers.get("content-type", ""):
-                return await self._open_stream(resp, candidate.alias, candidate.upstream_model, served)
+                return await self._open_stream(resp, candidate, served, deadline_at)
             return Complete(await self._read_json(resp, candidate.alias, call.stream), served)
         except UpstreamError as err:
             resp.close()
@@ -232,17 +281,21 @@ class Relay:
             raise UpstreamProtocolError("upstream returned JSON without choices")
         if stream:
             raise UpstreamProtocolError("upstream answered a streaming request with JSON")
+        if self.error_triggers:
+            text = raw.decode("utf-8", "replace")
+            if any(t in text for t in self.error_triggers):
+                raise UpstreamProtocolError("upstream response matched an error trigger")
         data["model"] = alias
         return orjson.dumps(data)
 
     async def _open_stream(
-        self, resp: UpstreamResponse, alias: str, upstream_model: str, served: Served
+        self, resp: UpstreamResponse, candidate: Candidate, served: Served, deadline_at: float
     ) -> Streaming:
         """Peek until the first content event; raise (so the caller retries) if the stream
-        fails or ends before it."""
+        fails, matches an error trigger, or ends before it."""
         framer = SSEFramer()
         chunks = resp.iter_chunks()
-        state = _StreamState(alias, upstream_model)
+        state = _StreamState(candidate.alias, candidate.upstream_model, self.error_triggers)
         held: list[bytes] = []
         async for chunk in chunks:
             for event in framer.feed(chunk):
@@ -253,7 +306,7 @@ class Relay:
             held.extend(state.relay_close(framer))
         if not state.committed:
             raise UpstreamProtocolError("upstream stream ended before any content")
-        return Streaming(self._rest(resp, chunks, framer, state, held), served)
+        return Streaming(self._rest(resp, chunks, framer, state, held, deadline_at), served)
 
     async def _rest(
         self,
@@ -262,7 +315,10 @@ class Relay:
         framer: SSEFramer,
         state: _StreamState,
         held: list[bytes],
+        deadline_at: float,
     ) -> AsyncIterator[bytes]:
+        """The committed part of a stream: never retried; failures end it with an error event."""
+        loop = asyncio.get_running_loop()
         try:
             for frame in held:
                 yield frame
@@ -277,6 +333,8 @@ class Relay:
                         yield frame
                     if state.done:
                         return
+                    if loop.time() > deadline_at:
+                        raise UpstreamTimeout(f"The stream exceeded the gateway's deadline of {self.deadline:g} s.")
                 for frame in state.relay_close(framer):
                     yield frame
             except UpstreamError as err:
@@ -291,15 +349,17 @@ class _StreamState:
 
     ``committed``: a content event has been produced (from then on frames go to the client as
     they come). ``done``: ``[DONE]`` was seen (or synthesised after a finish_reason at EOF).
-    ``finished``: some chunk carried a ``finish_reason``. In-band ``{"error": …}`` events raise a
+    ``finished``: some chunk carried a ``finish_reason``. Before commit, an event containing one
+    of the configured ``error_triggers`` fails the attempt (uni-api's rule). In-band ``{"error": …}`` events raise a
     classified ``UpstreamError`` — before commit the relay retries, after it ``_rest`` ends the
     stream with an error event.
     """
 
-    __slots__ = ("alias", "committed", "done", "finished", "rewrite", "upstream_model")
+    __slots__ = ("alias", "committed", "done", "finished", "rewrite", "triggers", "upstream_model")
 
-    def __init__(self, alias: str, upstream_model: str) -> None:
+    def __init__(self, alias: str, upstream_model: str, triggers: tuple[str, ...] = ()) -> None:
         self.alias = alias
+        self.triggers = triggers
         self.upstream_model = upstream_model
         self.rewrite = alias != upstream_model
         self.committed = False
@@ -314,6 +374,8 @@ class _StreamState:
             if not self.committed:
                 raise UpstreamProtocolError("upstream stream ended before any content")
             return [DONE_FRAME]
+        if not self.committed and self.triggers and any(t in data for t in self.triggers):
+            raise UpstreamProtocolError("upstream stream matched an error trigger before any content")
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:

@@ -83,9 +83,12 @@ class UpstreamResponse:
         return b"".join(parts)
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
-        """Body chunks as they arrive off the socket; transport errors are mapped."""
+        """Body chunks as they arrive off the socket; transport errors are mapped.
+
+        The wait for the first chunk is bounded by ``first_byte`` (a stream that sends headers
+        and then nothing is as dead as one that sends nothing), later gaps by ``idle``."""
         content = self._resp.content
-        idle = self._timeouts.idle
+        idle = self._timeouts.first_byte
         while True:
             # The guard covers the wait for bytes only, never the consumer's work between
             # chunks: a timeout armed across ``yield`` would cancel the consumer's task.
@@ -98,6 +101,7 @@ class UpstreamResponse:
                 raise map_exception(exc) from exc
             if not chunk:
                 return
+            idle = self._timeouts.idle
             yield chunk
 
     def close(self) -> None:

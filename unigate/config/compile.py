@@ -144,9 +144,11 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class ClientKey:
-    """A compiled ``api_keys[]`` entry. ``label`` is what logs and statistics show."""
+    """A compiled ``api_keys[]`` entry. ``id`` is a fingerprint of the key (state and
+    statistics are keyed by it); ``label`` (its role, else the id) is what logs show."""
 
     key: str
+    id: str
     label: str
     is_admin: bool
     rules: tuple[Rule, ...]
@@ -282,10 +284,11 @@ def compile_key(entry: ApiKeyConfig, index: int, admin_index: int, provider_name
     prefs = entry.preferences
     auto = prefs.AUTO_RETRY
     retry_count = None if isinstance(auto, bool) else int(auto)
-    label = entry.role or fingerprint(entry.api)
+    key_id = fingerprint(entry.api)
     return ClientKey(
         key=entry.api,
-        label=label,
+        id=key_id,
+        label=entry.role or key_id,
         is_admin=index == admin_index,
         rules=compile_rules(list(entry.model), provider_names),
         scheduling=prefs.SCHEDULING_ALGORITHM,

@@ -1,18 +1,25 @@
-"""Glue: (key, model) → an ordered, immutable list of Attempts.
-
+"""Glue: (key, model) → an ordered, immutable Plan of attempts, and the state behind it.
 
 ``Planner.plan`` asks ``candidates`` for the admitted channels, orders them with the key's
-scheduling algorithm, and gives each its upstream key and timeout. The relay walks the list; it
-never goes back to an attempt already tried in the same request.
+scheduling algorithm, drops channels that are cooling down (or, when all are, keeps only the
+one that recovers soonest — B30 of the reliability matrix), and resolves each one's timeout.
+Upstream keys are chosen when an attempt is made (``pick_key``), so keys of attempts never
+tried are not consumed; the relay never repeats a (channel, key) pair within a request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import random
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from unigate.config.compile import Channel, ClientKey, Runtime
 from unigate.routing.candidates import Candidate, candidates_for
+from unigate.routing.health import AUTH_COOLDOWN, Health
+from unigate.routing.retry import Action
+from unigate.routing.schedule import KeyRing, Scheduler
+
+MAX_ATTEMPTS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +30,16 @@ class Attempt:
     @property
     def channel(self) -> Channel:
         return self.candidate.channel
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """``attempts`` in order; ``budget`` = the most upstream requests this client request may
+    make (AUTO_RETRY); ``keepalive`` = seconds between SSE comments while waiting, or None."""
+
+    attempts: tuple[Attempt, ...]
+    budget: int
+    keepalive: float | None
 
 
 def _lookup(table: Mapping[str, float], *names: str) -> float | None:
@@ -46,40 +63,98 @@ def resolve_timeout(runtime: Runtime, channel: Channel, alias: str, upstream: st
     return runtime.default_timeout if found is None else found
 
 
-class KeyRing:
-    """Round-robin over one channel's upstream keys (exact under concurrency: the event loop
-    is single-threaded and ``next`` never awaits)."""
+def resolve_keepalive(runtime: Runtime, channel: Channel, alias: str, upstream: str) -> float | None:
+    """``keepalive_interval`` resolved like timeouts; None when unset or not below the timeout."""
+    found = _lookup(channel.keepalive_interval, alias, upstream)
+    if found is None:
+        found = _lookup(runtime.keepalive_interval, alias, upstream)
+    if found is None or found <= 0 or found >= resolve_timeout(runtime, channel, alias, upstream):
+        return None
+    return found
 
-    __slots__ = ("_cursor", "_keys")
 
-    def __init__(self, keys: tuple[str, ...]) -> None:
-        self._keys = keys
-        self._cursor = 0
-
-    def next(self) -> str | None:
-        if not self._keys:
-            return None
-        key = self._keys[self._cursor % len(self._keys)]
-        self._cursor += 1
-        return key
+def attempt_budget(key: ClientKey, pairs: int) -> int:
+    """AUTO_RETRY: false → 1; an integer N → 1 + N; true → every (channel, key) pair once,
+    at most ``MAX_ATTEMPTS``."""
+    if not key.auto_retry:
+        return 1
+    if key.retry_count is not None:
+        return max(1, min(1 + key.retry_count, pairs, MAX_ATTEMPTS))
+    return max(1, min(pairs, MAX_ATTEMPTS))
 
 
 class Planner:
-    """Holds the per-process scheduling state; one per Runtime."""
+    """Holds the per-process scheduling and health state; one per Runtime."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        clock: Callable[[], float],
+        rng: random.Random | None = None,
+        health: Health | None = None,
+    ) -> None:
         self.runtime = runtime
-        self._rings = {c.name: KeyRing(c.keys) for c in runtime.channels}
+        self.rng = rng or random.Random()
+        self.health = health or Health(clock)
+        self.scheduler = Scheduler(self.rng)
+        self._rings = {c.name: KeyRing(c.keys, c.key_schedule, self.rng) for c in runtime.channels}
 
-    def plan(self, key: ClientKey, model: str) -> list[Attempt]:
+    def plan(self, key: ClientKey, model: str) -> Plan:
         """The attempts for one request, best first. Raises NotFound / PermissionDenied."""
         runtime = self.runtime
         found = candidates_for(runtime, key, model)
-        if not key.auto_retry:
-            found = found[:1]
-        return [Attempt(c, resolve_timeout(runtime, c.channel, c.alias, c.upstream_model)) for c in found]
+        ordered = self.scheduler.order(key.scheduling, (key.id, model), found)
+        health = self.health
+        usable = [c for c in ordered if health.channel_available(c.channel.name, c.upstream_model)]
+        if not usable:
+            usable = [min(ordered, key=lambda c: health.channel_until(c.channel.name, c.upstream_model))]
+        attempts = tuple(
+            Attempt(c, resolve_timeout(runtime, c.channel, c.alias, c.upstream_model)) for c in usable
+        )
+        pairs = sum(max(1, len(a.channel.keys)) for a in attempts)
+        first = attempts[0].candidate
+        keepalive = resolve_keepalive(runtime, first.channel, first.alias, first.upstream_model)
+        return Plan(attempts, attempt_budget(key, pairs), keepalive)
 
-    def pick_key(self, channel: Channel) -> str | None:
-        """The upstream key for the next attempt on ``channel`` (chosen when the attempt is
-        made, so keys of attempts never tried are not consumed)."""
-        return self._rings[channel.name].next()
+    def pick_key(self, channel: Channel, exclude: frozenset[str] = frozenset()) -> tuple[bool, str | None]:
+        """(usable, key) for the next attempt on ``channel``. A channel without keys is usable
+        with key None; one whose keys are all cooling or excluded is not usable."""
+        if not channel.keys:
+            return True, None
+        health = self.health
+        key = self._rings[channel.name].pick(lambda k: health.key_available(channel.name, k), exclude)
+        return key is not None, key
+
+    def record_failure(
+        self, attempt: Attempt, api_key: str | None, action: Action, retry_after: float | None
+    ) -> None:
+        """Apply the cooldowns ``action`` asks for."""
+        channel = attempt.channel
+        health = self.health
+        if action.cool_channel:
+            period = channel.cooldown_period
+            if period is None:
+                period = self.runtime.cooldown_period
+            health.channel_failed(channel.name, attempt.candidate.upstream_model, period)
+        if api_key is None or action.cool_key == "none":
+            return
+        if action.cool_key == "rate":
+            seconds = retry_after if retry_after is not None else channel.key_cooldown_period
+        else:
+            seconds = max(channel.key_cooldown_period, AUTH_COOLDOWN)
+        health.cool_key(channel.name, api_key, seconds)
+
+    def record_success(self, attempt: Attempt) -> None:
+        self.health.channel_succeeded(attempt.channel.name, attempt.candidate.upstream_model)
+
+    def soonest_key_recovery(self, attempts: tuple[Attempt, ...]) -> float | None:
+        """Seconds until the first cooled key of these channels recovers (for Retry-After)."""
+        now = self.health.clock()
+        times = [
+            self.health.key_until(a.channel.name, k) - now
+            for a in attempts
+            for k in a.channel.keys
+            if self.health.key_until(a.channel.name, k) > now
+        ]
+        return min(times) if times else None
