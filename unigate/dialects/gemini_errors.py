@@ -99,8 +99,10 @@ def error_from_object(
         cls, err_code = ContextLengthExceeded, "context_length_exceeded"
     else:
         cls = _BY_STATUS.get(rpc_status) if rpc_status else None
-    if cls is None:
+    if cls is None and status:
         return upstream_error_for_status(status, message, retry_after=retry_after, code=err_code)
+    if cls is None:  # an error event with neither status nor code: the provider failed mid-answer
+        cls = UpstreamUnavailable
     return cls(message, upstream_status=status, retry_after=retry_after, code=err_code)
 
 

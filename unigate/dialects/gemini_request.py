@@ -30,6 +30,8 @@ dropped silently):
   setting ``gemini_thought_signature_fallback`` (a string, e.g. Google's documented
   ``skip_thought_signature_validator``) is put on the first ``functionCall`` of an assistant message
   that has no signature, for histories written by clients that do not keep reasoning; off by default.
+  A signature in Google's OpenAI-compatible form (``tool_calls[].extra_content.google.thought_signature``,
+  kept by the OpenAI dialect as an ``Opaque("openai")`` tool-call part) is put on its call too.
 * **Media.** ``data:`` URIs → ``inlineData``; ``gs://`` and Gemini Files API URLs → ``fileData``
   (``mimeType`` guessed from the extension when known); any other URL → ``UnsupportedFeature`` (the
   relay may fetch and inline it first; not a dialect's job). ``Image.detail`` is dropped. Audio →
@@ -38,9 +40,10 @@ dropped silently):
   (more than 5 refused, never truncated), ``n > 1`` refused (the gateway answers with one choice),
   ``response_format`` → ``responseMimeType`` (+ ``responseJsonSchema``: the client's JSON Schema as is,
   only a top-level ``$schema`` removed), ``reasoning_effort`` → ``thinkingConfig`` (``_THINKING``),
-  ``parallel_tool_calls: false`` refused (Gemini has no switch). Tools use ``parametersJsonSchema``
-  (plain JSON Schema) rather than the OpenAPI-subset ``parameters``, so ``additionalProperties``,
-  ``$ref``, ``anyOf`` survive instead of being stripped; ``strict`` is not expressible and ignored.
+  ``parallel_tool_calls: false`` with tools refused (Gemini has no switch; without tools it is a
+  no-op). Tools use ``parametersJsonSchema`` (plain JSON Schema) rather than the OpenAPI-subset
+  ``parameters``, so ``additionalProperties``, ``$ref``, ``anyOf`` survive instead of being stripped;
+  ``strict`` has no Gemini counterpart and is ignored (documented drop, so strict-by-default SDKs work).
 * **Unknown ``extra`` fields** are refused with ``UnsupportedFeature`` naming the field, unless their
   value is ``null`` or they are listed in ``_EXTRA`` (mapped, ignored because they do not change the
   output, or accepted only at their no-op value). ``user`` is dropped (no Gemini field; no effect).
@@ -115,6 +118,10 @@ _FILE_MIME: dict[str, str] = {
     "pdf": "application/pdf",
 }
 
+# The OpenAI dialect's name, for the one Opaque form read here (see _compat_signatures); a literal
+# so this module does not import another dialect.
+_OPENAI_DIALECT = "openai"
+
 _FILE_URI_PREFIXES = ("gs://", "https://generativelanguage.googleapis.com/")
 
 
@@ -177,12 +184,13 @@ def encode_request(request: ChatRequest, options: DialectOptions) -> dict[str, A
     if encoder.system:
         body["systemInstruction"] = {"parts": encoder.system}
     if request.tools:
-        body["tools"] = [{"functionDeclarations": [_declaration(t.name, t.description, t.parameters)
-                                                   for t in request.tools]}]
+        body["tools"] = [
+            {"functionDeclarations": [_declaration(t.name, t.description, t.parameters) for t in request.tools]}
+        ]
     tool_config = _tool_config(request)
     if tool_config is not None:
         body["toolConfig"] = tool_config
-    if request.parallel_tool_calls is False:
+    if request.parallel_tool_calls is False and request.tools:
         raise UnsupportedFeature(
             "parallel_tool_calls=false cannot be expressed for Gemini models", param="parallel_tool_calls"
         )
@@ -202,9 +210,7 @@ def _generation_config(request: ChatRequest, options: DialectOptions) -> dict[st
         gen["maxOutputTokens"] = options.default_max_tokens
     if request.stop:
         if len(request.stop) > MAX_STOP_SEQUENCES:
-            raise UnsupportedFeature(
-                f"Gemini accepts at most {MAX_STOP_SEQUENCES} stop sequences", param="stop"
-            )
+            raise UnsupportedFeature(f"Gemini accepts at most {MAX_STOP_SEQUENCES} stop sequences", param="stop")
         gen["stopSequences"] = list(request.stop)
     if request.n is not None and request.n != 1:
         if request.n < 1:
@@ -320,6 +326,7 @@ class _Contents:
             self.contents.append({"role": role, "parts": parts})
 
     def _assistant(self, parts: tuple[Part, ...]) -> list[dict[str, Any]]:
+        compat = _compat_signatures(parts)
         out: list[dict[str, Any]] = []
         signature: str | None = None
         signed_call = False
@@ -332,10 +339,12 @@ class _Contents:
                 else:
                     signature = part.signature
                 continue
-            if _empty(part):
+            if _empty(part) or (isinstance(part, Opaque) and _is_compat_call_fields(part)):
                 continue
             if isinstance(part, ToolCall):
                 encoded = self._call(part)
+                if signature is None:
+                    signature = compat.get(part.id)
                 if signature is None and not signed_call and self.fallback is not None:
                     signature = self.fallback
                 signed_call = True
@@ -351,9 +360,7 @@ class _Contents:
         try:
             args = orjson.loads(call.arguments) if call.arguments.strip() else {}
         except orjson.JSONDecodeError:
-            raise BadRequest(
-                f"tool call '{call.id}' has arguments that are not valid JSON", param="messages"
-            ) from None
+            raise BadRequest(f"tool call '{call.id}' has arguments that are not valid JSON", param="messages") from None
         if not isinstance(args, dict):
             raise BadRequest(f"tool call '{call.id}' arguments must be a JSON object", param="messages")
         self.calls[call.id] = (call.name, len(self.calls))
@@ -365,8 +372,7 @@ class _Contents:
         known = self.calls.get(part.call_id)
         if known is None:
             raise BadRequest(
-                f"tool result for unknown tool_call_id '{part.call_id}': no earlier assistant tool call "
-                "has this id",
+                f"tool result for unknown tool_call_id '{part.call_id}': no earlier assistant tool call has this id",
                 param="messages",
             )
         texts = []
@@ -383,6 +389,33 @@ class _Contents:
         name, order = known
         key = "error" if part.is_error else "result"
         return order, {"functionResponse": {"name": name, "response": {key: value}}}
+
+
+def _is_compat_call_fields(part: Opaque) -> bool:
+    return part.dialect == _OPENAI_DIALECT and "tool_call" in part.data
+
+
+def _compat_signatures(parts: tuple[Part, ...]) -> dict[str, str]:
+    """Thought signatures in Google's OpenAI-compatible form, by tool-call id.
+
+    Gemini's own OpenAI-compatible endpoint returns them as
+    ``tool_calls[].extra_content.google.thought_signature``; the OpenAI dialect keeps such untyped
+    tool-call keys as ``Opaque("openai", {"tool_call": id, "fields": {...}})``. That container is
+    the only untyped tool-call field accepted here; any other is refused.
+    """
+    found: dict[str, str] = {}
+    for part in parts:
+        if not isinstance(part, Opaque) or not _is_compat_call_fields(part):
+            continue
+        fields = part.data.get("fields")
+        if not isinstance(fields, Mapping) or set(fields) != {"extra_content"}:
+            names = ", ".join(sorted(fields)) if isinstance(fields, Mapping) else "?"
+            raise UnsupportedFeature(f"tool call field(s) {names} cannot be sent to Gemini", param="messages")
+        google = fields["extra_content"].get("google") if isinstance(fields["extra_content"], Mapping) else None
+        signature = google.get("thought_signature") if isinstance(google, Mapping) else None
+        if isinstance(signature, str) and signature:
+            found[str(part.data["tool_call"])] = signature
+    return found
 
 
 def _empty(part: Part) -> bool:
@@ -414,9 +447,9 @@ def _image(url: str) -> dict[str, Any]:
     if url.startswith(_FILE_URI_PREFIXES):
         file_data = {"fileUri": url}
         ext = url.rsplit("/", 1)[-1].rpartition(".")[2].lower()
-        mime = _FILE_MIME.get(ext)
-        if mime is not None:
-            file_data = {"mimeType": mime, "fileUri": url}
+        guessed = _FILE_MIME.get(ext)
+        if guessed is not None:
+            file_data = {"mimeType": guessed, "fileUri": url}
         return {"fileData": file_data}
     raise UnsupportedFeature(
         "Gemini takes images inline (data: URI), from gs:// or from its Files API; fetch other URLs first",
