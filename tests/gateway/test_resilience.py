@@ -254,7 +254,7 @@ def test_keepalive_stream_fails_over_invisibly_and_reports_final_errors_in_band(
 def test_retry_count_limits_attempts(pair: tuple[FakeOpenAI, FakeOpenAI]) -> None:
     a, b = pair
     with FakeOpenAI(strict_models=False) as c:
-        text = two_channels(a, b) + f"""    preferences: {{AUTO_RETRY: 1}}
+        text = two_channels(a, b) + """    preferences: {AUTO_RETRY: 1}
 """
         text = text.replace(
             "\npreferences: {",

@@ -6,7 +6,6 @@ from tests.clock import FakeClock
 from unigate.config.compile import ClientKey, Runtime, compile_runtime
 from unigate.config.load import load_text
 
-
 __all__ = ["FakeClock", "key_of", "runtime_from"]
 
 

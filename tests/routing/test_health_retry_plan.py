@@ -60,7 +60,7 @@ def test_channel_cooldown_grows_and_is_capped_then_recovers() -> None:
     clock.advance(10)
     assert h.channel_available("c", "m")
     assert [h.channel_failed("c", "m", 10) for _ in range(5)] == [20, 40, 80, 80, 80]
-    assert 80 == 10 * MAX_GROWTH
+    assert 10 * MAX_GROWTH == 80
     h.channel_succeeded("c", "m")
     assert h.channel_available("c", "m") and h.channel_failed("c", "m", 10) == 10
     assert h.channel_failed("c", "other", 0) == 0 and h.channel_available("c", "other")

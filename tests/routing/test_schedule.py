@@ -18,7 +18,9 @@ def cand(name: str, weight: int | None = None) -> Candidate:
 A, B, C = cand("A", 3), cand("B", 1), cand("C")
 
 
-def firsts(s: Scheduler, algorithm: str, found: list[Candidate], n: int, scope: tuple[str, str] = ("k", "m")) -> list[str]:
+def firsts(
+    s: Scheduler, algorithm: str, found: list[Candidate], n: int, scope: tuple[str, str] = ("k", "m")
+) -> list[str]:
     return [s.order(algorithm, scope, found)[0].channel.name for _ in range(n)]
 
 

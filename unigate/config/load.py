@@ -120,9 +120,7 @@ def resolve_source(config_opt: str | None, env: Mapping[str, str] = os.environ) 
 
 def fetch_url(url: str) -> str:
     """GET ``url`` with urllib (timeout :data:`FETCH_TIMEOUT` s, at most :data:`MAX_REMOTE_BYTES`)."""
-    request = urllib.request.Request(
-        url, headers={"User-Agent": "unigate", "Accept": "application/yaml, */*"}
-    )
+    request = urllib.request.Request(url, headers={"User-Agent": "unigate", "Accept": "application/yaml, */*"})
     with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT) as response:
         body: bytes = response.read(MAX_REMOTE_BYTES + 1)
         charset = response.headers.get_content_charset() or "utf-8-sig"
@@ -138,17 +136,13 @@ def load_source(
 
     Problems name the source without credentials, query string or fragment.
     """
-    scheme = (
-        urllib.parse.urlsplit(source).scheme.lower() if "://" in source or source.startswith("file:") else ""
-    )
+    scheme = urllib.parse.urlsplit(source).scheme.lower() if "://" in source or source.startswith("file:") else ""
     if scheme in ("http", "https"):
         shown = display_source(source)
         try:
             text = fetch(source)
         except urllib.error.HTTPError as exc:
-            raise ConfigError(
-                [Problem(shown, 0, 0, "", f"cannot fetch: HTTP {exc.code} {exc.reason}")]
-            ) from None
+            raise ConfigError([Problem(shown, 0, 0, "", f"cannot fetch: HTTP {exc.code} {exc.reason}")]) from None
         except urllib.error.URLError as exc:
             raise ConfigError([Problem(shown, 0, 0, "", f"cannot fetch: {exc.reason}")]) from None
         except (OSError, ValueError) as exc:
@@ -175,17 +169,10 @@ def display_source(url: str) -> str:
 
 # ---------------------------------------------------------------------------- secrets
 
-_SECRET_LEAVES = frozenset(
-    {
-        "api",
-        "private_key",
-        "aws_access_key",
-        "aws_secret_key",
-        "aws_session_token",
-        "access_key",
-        "secret_key",
-    }
-)
+# fmt: off
+_SECRET_LEAVES = frozenset(("api", "private_key", "aws_access_key", "aws_secret_key", "aws_session_token",
+                            "access_key", "secret_key"))
+# fmt: on
 _KEY_SHAPED = re.compile(r"(?:sk|pk|rk|ak|xai|gsk)[-_][A-Za-z0-9_-]{8,}|AIza[\w-]{10,}|AKIA[0-9A-Z]{12,}")
 
 
@@ -209,17 +196,8 @@ def _secret_path(path: Sequence[PathPart]) -> bool:
 
 
 def _describe(value: Any, secret: bool) -> str:
-    kinds = {
-        type(None): "null",
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        dict: "a map",
-        list: "a list",
-        datetime: "a timestamp",
-        date: "a date",
-    }
+    kinds = {type(None): "null", bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+             dict: "a map", list: "a list", datetime: "a timestamp", date: "a date"}  # fmt: skip
     kind = next((k for t, k in kinds.items() if isinstance(value, t)), type(value).__name__)
     if secret or isinstance(value, dict | list) or (isinstance(value, str) and _KEY_SHAPED.match(value)):
         return f"got {kind}"
@@ -247,9 +225,7 @@ class _Document:
 
     # -- reporting
 
-    def problem(
-        self, path: DataPath, message: str, *, at_key: bool = False, shown: DataPath | None = None
-    ) -> Problem:
+    def problem(self, path: DataPath, message: str, *, at_key: bool = False, shown: DataPath | None = None) -> Problem:
         line, column = self._pos(path, at_key)
         text_path = self._mask(format_path(shown if shown is not None else path), path_mode=True)
         return Problem(self.source, line + 1, column + 1, text_path, self._mask(message))
@@ -283,26 +259,13 @@ class _Document:
         except MarkedYAMLError as exc:
             raise ConfigError([self._yaml_problem(exc)]) from None
         except YAMLError as exc:
-            raise ConfigError(
-                [Problem(self.source, 1, 1, "", f"invalid YAML ({type(exc).__name__})")]
-            ) from None
+            raise ConfigError([Problem(self.source, 1, 1, "", f"invalid YAML ({type(exc).__name__})")]) from None
         if node is None:
-            raise ConfigError(
-                [
-                    Problem(
-                        self.source,
-                        1,
-                        1,
-                        "",
-                        "the file is empty; expected a mapping with 'providers' and 'api_keys'",
-                    )
-                ]
-            )
+            empty = "the file is empty; expected a mapping with 'providers' and 'api_keys'"
+            raise ConfigError([Problem(self.source, 1, 1, "", empty)])
         self.data = self._convert(node, (), (0, 0), True)
         if not isinstance(self.data, dict):
-            raise ConfigError(
-                [self.problem((), "the top level must be a mapping with 'providers' and 'api_keys'")]
-            )
+            raise ConfigError([self.problem((), "the top level must be a mapping with 'providers' and 'api_keys'")])
         self._check_duplicates()
         cfg: ApiYaml | None = None
         try:
@@ -317,7 +280,8 @@ class _Document:
         if self.errors:
             raise ConfigError(sorted(self.errors, key=lambda p: (p.line, p.column)))
         assert cfg is not None
-        return LoadedConfig(cfg, self.source, tuple(str(w) for w in self.warnings))
+        warnings = sorted(self.warnings, key=lambda p: (p.line, p.column))
+        return LoadedConfig(cfg, self.source, tuple(str(w) for w in warnings))
 
     def _yaml_problem(self, exc: MarkedYAMLError) -> Problem:
         mark = exc.problem_mark or exc.context_mark
@@ -339,7 +303,7 @@ class _Document:
             for key, value in node.items():
                 name = key if isinstance(key, str) else _yaml_word(key)
                 key_pos = _lc(node, "key", key, pos)
-                value_pos = _lc(node, "value", key, key_pos)
+                value_pos = key_pos if value is None else _lc(node, "value", key, key_pos)
                 child = (*path, name)
                 self.positions[child] = (key_pos, value_pos)
                 out[name] = self._convert(value, child, value_pos, expand and child != ("video_providers",))
@@ -352,7 +316,7 @@ class _Document:
                 items.append(self._convert(value, (*path, i), item_pos, expand))
             return items
         if isinstance(node, str):
-            text = self._expand(node, path, pos) if expand and "${" in node else str(node)
+            text = self._expand(node, path) if expand and "${" in node else str(node)
             if _secret_leaf(path):
                 self.secrets.add(str(text))
             return text
@@ -368,7 +332,8 @@ class _Document:
             return date(node.year, node.month, node.day)
         return node
 
-    def _expand(self, node: str, path: DataPath, pos: Pos) -> str:
+    def _expand(self, node: str, path: DataPath) -> str:
+        """``node`` with ``${VAR}`` references replaced; problems are recorded at ``path``."""
         text = str(node)
         whole = type(node) is str and text != "$${" and _REFERENCE.fullmatch(text) is not None
 
@@ -428,11 +393,7 @@ class _Document:
             for name in model.model_fields:
                 if any(key in sub.model_fields for sub in models_at((*parent, name))):
                     return f"{shown}; it belongs under {name!r}"
-        if (
-            parent
-            and isinstance(parent[-1], str)
-            and any(key in m.model_fields for m in models_at(parent[:-1]))
-        ):
+        if parent and isinstance(parent[-1], str) and any(key in m.model_fields for m in models_at(parent[:-1])):
             return f"{shown}; it belongs one level up, next to {parent[-1]!r}"
         return f"{shown}; expected one of: {', '.join(fields)}" if fields else shown
 
@@ -455,9 +416,7 @@ class _Document:
                 first = seen.setdefault(str(value), i)
                 if first != i:
                     shown = f" {str(value)!r}" if section == "providers" else ""
-                    self.add(
-                        (section, i, field), f"duplicate {what}{shown} (same as {section}[{first}].{field})"
-                    )
+                    self.add((section, i, field), f"duplicate {what}{shown} (same as {section}[{first}].{field})")
 
     def _check(self, cfg: ApiYaml) -> None:
         if not cfg.api_keys:
@@ -475,9 +434,7 @@ class _Document:
             for j, entry in enumerate(key.model):
                 rule = entry if isinstance(entry, str) else next(iter(entry))
                 path: DataPath = (
-                    ("api_keys", i, "model", j)
-                    if isinstance(entry, str)
-                    else ("api_keys", i, "model", j, rule)
+                    ("api_keys", i, "model", j) if isinstance(entry, str) else ("api_keys", i, "model", j, rule)
                 )
                 for message, is_error in _rule_findings(rule, key.api, offered, everything, all_listed, keys):
                     self.add(path, message, at_key=True, warn=not is_error)
@@ -507,7 +464,9 @@ def _rule_findings(
             yield f"provider {channel!r} offers no model {model!r}{_did_you_mean(model, aliases)}", False
     elif channel == own_key:
         yield "the rule uses this same client key as its channel (it would call itself)", True
-    elif channel not in keys:
+    elif channel in keys:
+        yield "a client key as channel (uni-api's 'key as channel') is accepted but not supported yet", False
+    else:
         if _KEY_SHAPED.match(channel) or channel.startswith("sk-"):
             yield "the rule names a client key that is not configured in api_keys", False
         else:

@@ -180,9 +180,7 @@ def parse_rate_limit(text: str) -> tuple[RateLimit, ...]:
         term = raw.strip()
         match = _RATE_TERM.fullmatch(term)
         if match is None:
-            raise ValueError(
-                "expected a rate limit like '15/min' or '15/min,1000/day' (N/unit, comma separated)"
-            )
+            raise ValueError("expected a rate limit like '15/min' or '15/min,1000/day' (N/unit, comma separated)")
         unit = match.group(2)
         if unit not in _RATE_UNITS:
             close = difflib.get_close_matches(unit, list(_RATE_UNITS), n=1)
@@ -216,9 +214,7 @@ def _check_proxy(url: str) -> str:
         raise ValueError("expected a proxy URL such as http://host:port or socks5://user:pass@host:port")
     if scheme.lower() not in ("http", "https", "socks5", "socks5h", "socks4"):
         shown = f" {scheme!r}" if re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]{0,15}", scheme) else ""
-        raise ValueError(
-            f"unsupported proxy scheme{shown}; use http://, https://, socks5://, socks5h:// or socks4://"
-        )
+        raise ValueError(f"unsupported proxy scheme{shown}; use http://, https://, socks5://, socks5h:// or socks4://")
     return url
 
 
@@ -266,9 +262,7 @@ def _parse_price(value: Any) -> Price:
     else:
         parts = []
     if len(parts) != 2 or not all(math.isfinite(p) and p >= 0 for p in parts):
-        raise ValueError(
-            "expected 'input,output' USD per 1M tokens (two non-negative numbers, e.g. '2.5,10')"
-        )
+        raise ValueError("expected 'input,output' USD per 1M tokens (two non-negative numbers, e.g. '2.5,10')")
     return Price(parts[0], parts[1])
 
 
@@ -282,9 +276,7 @@ def _parse_timestamp(value: Any) -> Any:
         try:
             value = datetime.fromisoformat(value.strip())
         except ValueError:
-            raise ValueError(
-                "expected an ISO 8601 date or timestamp, e.g. 2024-01-01T00:00:00+08:00"
-            ) from None
+            raise ValueError("expected an ISO 8601 date or timestamp, e.g. 2024-01-01T00:00:00+08:00") from None
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, date):
@@ -357,9 +349,7 @@ KeyModelRule = Annotated[
         Annotated[Rule, Tag("<string>")],
         Annotated[dict[Rule, Weight], _single("rule: weight"), Tag("<map>")],
     ],
-    _by_shape(
-        "a model rule or a single 'rule: weight' pair", string="<string>", number="<string>", map="<map>"
-    ),
+    _by_shape("a model rule or a single 'rule: weight' pair", string="<string>", number="<string>", map="<map>"),
 ]
 AutoRetry = Annotated[
     Union[  # noqa: UP007
@@ -401,9 +391,7 @@ class ProviderPreferences(_Strict):
     """``providers[].preferences`` (uni-api-compat.md §2.3)."""
 
     api_key_rate_limit: RateLimits = Field(default_factory=dict)
-    api_key_schedule_algorithm: Literal["round_robin", "random", "fixed_priority", "smart_round_robin"] = (
-        "round_robin"
-    )
+    api_key_schedule_algorithm: Literal["round_robin", "random", "fixed_priority", "smart_round_robin"] = "round_robin"
     api_key_cooldown_period: NonNegative = 0.0
     api_key_rate_limit_cooldown_period: NonNegative = 1800.0
     api_key_quota_cooldown_period: NonNegative = 21600.0
