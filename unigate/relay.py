@@ -103,6 +103,8 @@ def _upstream_body(body: Mapping[str, Any], channel: Channel, alias: str, upstre
     out["model"] = upstream_model
     if not channel.tools:
         _strip_tools(out)
+    if not channel.image:
+        _strip_images(out)
     if channel.overrides_all:
         out.update(channel.overrides_all)
     per_model = channel.overrides_by_model.get(alias) or channel.overrides_by_model.get(upstream_model)
@@ -128,6 +130,19 @@ def _strip_tools(body: dict[str, Any]) -> None:
             message = {k: v for k, v in message.items() if k != "tool_calls"}
             if message.get("content") is None:
                 continue
+        messages.append(message)
+    body["messages"] = messages
+
+
+def _strip_images(body: dict[str, Any]) -> None:
+    """``image: false`` channels (uni-api's documented switch): image parts are removed from
+    message contents, because the operator said this upstream cannot take them."""
+    messages = []
+    for message in body.get("messages", ()):
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            kept = [p for p in content if not (isinstance(p, dict) and p.get("type") == "image_url")]
+            message = {**message, "content": kept}
         messages.append(message)
     body["messages"] = messages
 

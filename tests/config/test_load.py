@@ -443,7 +443,8 @@ def test_a_realistic_uni_api_config_loads_unchanged() -> None:
     assert c.api_keys[2].preferences.SCHEDULING_ALGORITHM == "weighted_round_robin"
     assert c.preferences.model_price["claude-3-5-sonnet"] == Price(0.12, 0.48)
     # uni-api's own example has a rule for a provider named openai that it does not define.
-    assert loaded.warnings == (
+    rule_warnings = tuple(w for w in loaded.warnings if "not supported yet" not in w)
+    assert rule_warnings == (
         "api.yaml:68:9: api_keys[1].model[2]: no provider is named 'openai'; the rule matches nothing",
     )
 
