@@ -109,7 +109,7 @@ class Socks5Server:
         _, n = await reader.readexactly(2)
         await reader.readexactly(n)
         writer.write(b"\x05\x00")
-        _, cmd, _, atyp = await reader.readexactly(4)
+        _, _cmd, _, atyp = await reader.readexactly(4)
         if atyp == 1:
             host = socket.inet_ntoa(await reader.readexactly(4))
         else:

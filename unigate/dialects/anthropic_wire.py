@@ -133,9 +133,9 @@ def error_from_payload(payload: Mapping[str, Any], status: int | None, retry_aft
     """
     error = payload.get("error")
     error = error if isinstance(error, Mapping) else {}
-    err_type = error.get("type") if isinstance(error.get("type"), str) else None
-    message = error.get("message") if isinstance(error.get("message"), str) else ""
-    message = redact(message) or f"Anthropic {err_type or 'error'}"
+    raw_type, raw_message = error.get("type"), error.get("message")
+    err_type = raw_type if isinstance(raw_type, str) else None
+    message = redact(raw_message if isinstance(raw_message, str) else "") or f"Anthropic {err_type or 'error'}"
     known = _ERROR_TYPES.get(err_type or "")
     if known is None:
         if status is None or status < 400:
@@ -159,7 +159,8 @@ def error_from_payload(payload: Mapping[str, Any], status: int | None, retry_aft
 def _google_error(error: Mapping[str, Any], status: int, retry_after: float | None) -> UpstreamError:
     """Vertex's own errors (auth, quota) in the Google RPC shape ``{"error":{"code","message","status",
     "details"}}`` (wire-formats.md §3, §4); ``RetryInfo.retryDelay`` ("37s") backs up ``retry-after``."""
-    message = error.get("message") if isinstance(error.get("message"), str) else ""
+    raw_message, raw_code = error.get("message"), error.get("status")
+    message = raw_message if isinstance(raw_message, str) else ""
     details = error.get("details")
     if retry_after is None and isinstance(details, list):
         for detail in details:
@@ -167,10 +168,8 @@ def _google_error(error: Mapping[str, Any], status: int, retry_after: float | No
                 match = _GOOGLE_DELAY_RE.match(detail["retryDelay"])
                 if match:
                     retry_after = float(match.group(1))
-    code = error.get("status") if isinstance(error.get("status"), str) else None
-    return upstream_error_for_status(
-        status, redact(message) or f"HTTP {status}", retry_after=retry_after, code=code
-    )
+    code = raw_code if isinstance(raw_code, str) else None
+    return upstream_error_for_status(status, redact(message) or f"HTTP {status}", retry_after=retry_after, code=code)
 
 
 def decode_error(status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:

@@ -284,7 +284,7 @@ def _parse_response_format(value: object) -> ResponseFormat | None:
     if kind not in _FORMATS:
         if isinstance(kind, str):
             raise UnsupportedFeature(
-                f"response_format type '{kind}' is not supported.", param="response_format.type"
+                f"Unsupported value for 'response_format.type': '{kind}'.", param="response_format.type"
             )
         raise _invalid("response_format.type", "'text', 'json_object' or 'json_schema'", kind)
     if kind != "json_schema":
@@ -329,7 +329,9 @@ def _function_type(kind: object, path: str) -> None:
     if kind == "function":
         return
     if isinstance(kind, str):
-        raise UnsupportedFeature(f"Only 'function' tools are supported, got '{kind}'.", param=path)
+        raise UnsupportedFeature(
+            f"Unsupported value for '{path}': only 'function' is supported, got '{kind}'.", param=path
+        )
     raise _invalid(path, "'function'", kind)
 
 
@@ -355,7 +357,7 @@ def _parse_tool_choice(value: object, tools: tuple[Tool, ...]) -> ToolChoice | N
     name = _str(fn.get("name"), "tool_choice.function.name", nonempty=True)
     if all(tool.name != name for tool in tools):
         raise BadRequest(
-            f"tool_choice names '{name}', which is not in 'tools'.", param="tool_choice.function.name"
+            f"'tool_choice.function.name' names '{name}', which is not in 'tools'.", param="tool_choice.function.name"
         )
     return NamedToolChoice(name)
 
@@ -372,7 +374,7 @@ def _parse_message(value: object, path: str, call_names: dict[str, str]) -> Mess
     role = msg.get("role")
     if role == "function":
         raise UnsupportedFeature(
-            "The legacy 'function' role is not supported; answer tool calls with 'tool' messages.",
+            f"'{path}.role': the legacy 'function' role is not supported; answer tool calls with 'tool' messages.",
             param=f"{path}.role",
         )
     if not isinstance(role, str) or role not in _ROLES:
@@ -402,7 +404,7 @@ def _untyped_fields(msg: Mapping[str, Any], role: str, path: str) -> tuple[Part,
             continue
         if key == "function_call":
             raise UnsupportedFeature(
-                "Legacy 'function_call' in a message is not supported; use 'tool_calls'.",
+                f"'{path}.function_call': legacy function calling is not supported; use 'tool_calls'.",
                 param=f"{path}.function_call",
             )
         if role == "assistant" and key in ("annotations", "reasoning"):

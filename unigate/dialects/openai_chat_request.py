@@ -131,7 +131,8 @@ def _encode_message(message: Message, path: str) -> list[dict[str, Any]]:
         elif isinstance(part, ToolResult):
             results.append(part)
         elif isinstance(part, Reasoning):
-            reasoning.append(part.text)
+            if not part.redacted:
+                reasoning.append(part.text)
         elif isinstance(part, ToolCall):
             calls.append(part)
         else:

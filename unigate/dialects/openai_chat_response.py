@@ -107,7 +107,8 @@ def decode_response(body: bytes, options: DialectOptions) -> ChatResponse:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise UpstreamProtocolError("upstream returned a body that is not JSON") from None
-    if isinstance(data, list) or (isinstance(data, dict) and data.get("error") is not None):
+    first = data[0] if isinstance(data, list) and data else data
+    if isinstance(first, dict) and first.get("error") is not None:
         raise decode_error(200, {}, body)
     if not isinstance(data, dict):
         raise UpstreamProtocolError("upstream returned JSON that is not an object")
@@ -201,7 +202,8 @@ def encode_response(resp: ChatResponse) -> dict[str, Any]:
         if isinstance(part, Text):
             texts.append(part.text)
         elif isinstance(part, Reasoning):
-            reasoning.append(part.text)
+            if not part.redacted:
+                reasoning.append(part.text)
         elif isinstance(part, ToolCall):
             fn = {"name": part.name, "arguments": part.arguments}
             calls.append({"id": part.id, "type": "function", "function": fn})
