@@ -46,7 +46,7 @@ async def discover_models(loaded: LoadedConfig, upstream: Upstream) -> dict[str,
 
     async def one(index: int) -> None:
         provider = loaded.config.providers[index]
-        channel = compile_channel(provider, index, {})
+        channel = compile_channel(provider, index, {}, loaded.config.preferences.proxy)
         url = openai_root(provider.base_url) + "/models"
         try:
             resp = await upstream.send(

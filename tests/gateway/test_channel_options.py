@@ -149,3 +149,10 @@ def test_socks5_proxy_is_used(fake: FakeOpenAI) -> None:
         assert socks.targets == [("127.0.0.1", fake.port)]
     finally:
         socks.stop()
+
+
+def test_global_proxy_is_the_default(fake: FakeOpenAI) -> None:
+    text = one_channel("http://upstream.invalid/v1") + f"preferences:\n  proxy: http://127.0.0.1:{fake.port}\n"
+    with run_gateway(text) as gw:
+        gw.client(CLIENT).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "g"}])
+    assert fake.chat_requests[0].path == "http://upstream.invalid/v1/chat/completions"

@@ -221,7 +221,13 @@ def _overrides(
     return everywhere, by_model, remove
 
 
-def compile_channel(provider: ProviderConfig, index: int, discovered: Mapping[str, tuple[str, ...]]) -> Channel:
+def compile_channel(
+    provider: ProviderConfig,
+    index: int,
+    discovered: Mapping[str, tuple[str, ...]],
+    default_proxy: str | None = None,
+) -> Channel:
+    """Compile one ``providers[]`` entry; ``default_proxy`` is the global ``preferences.proxy``."""
     prefs = provider.preferences
     api = provider.api
     keys: tuple[str, ...] = () if api is None else (api,) if isinstance(api, str) else tuple(api)
@@ -242,7 +248,7 @@ def compile_channel(provider: ProviderConfig, index: int, discovered: Mapping[st
         overrides_all=everywhere,
         overrides_by_model=by_model,
         remove_keys=remove,
-        proxy=prefs.proxy,
+        proxy=prefs.proxy or default_proxy,
         model_timeout=_timeouts(prefs.model_timeout),
         keepalive_interval=_timeouts(keepalive),
         cooldown_period=prefs.cooldown_period,
@@ -318,7 +324,7 @@ def compile_runtime(
     warnings: list[str] = []
     channels: list[Channel] = []
     for i, provider in enumerate(cfg.providers):
-        channel = compile_channel(provider, i, discovered)
+        channel = compile_channel(provider, i, discovered, cfg.preferences.proxy)
         if channel.engine not in IMPLEMENTED_ENGINES:
             warnings.append(
                 f"providers[{i}] ({channel.name}): engine '{channel.engine}' is not supported yet; "
