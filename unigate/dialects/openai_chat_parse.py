@@ -7,6 +7,10 @@ type-checked and a wrong one is a ``BadRequest`` whose ``param`` is the field's 
 ``UnsupportedFeature`` (also a 400). Nothing is clamped and nothing is dropped silently, except
 the normalisations listed below, which leave the meaning unchanged.
 
+Ranges (outside → 400, never clamped): ``temperature`` 0–2, ``top_p`` 0–1, ``top_k`` ≥ 0,
+``n`` 1–``MAX_N`` (128), ``max_tokens`` 1–2³¹−1, ``seed`` a signed 64-bit integer; numbers must be
+finite and booleans are not numbers. Integers must be JSON integers (``1e9`` is a float).
+
 Decisions:
 
 * Every top-level key that is not typed rides in ``ChatRequest.extra`` unchanged (``logprobs``,
@@ -39,12 +43,13 @@ Decisions:
   filled from the earlier assistant call with that id (Gemini needs it).
 
 Normalisations (``encode_request(parse_request(b))`` equals ``b`` with ``model`` replaced,
-except): keys whose value is ``null`` and an assistant's ``annotations`` (output-only citations)
-are dropped; defaults are omitted (``stream: false``, ``stop: []``, ``tool_calls: []``);
-a one-element text-part list becomes a string and a ``stop`` string a one-element list;
-``refusal`` is sent as content; ``reasoning`` is sent as ``reasoning_content``;
-``max_tokens``/``max_completion_tokens`` as above; ``stream_options`` only when streaming and
-``include_usage`` only when true.
+except): keys whose value is ``null``, an assistant's ``annotations`` (output-only citations) and
+a tool call's ``index`` (echoed from accumulated stream deltas) are dropped; defaults are omitted
+(``stream: false``, ``stop: []``, ``tool_calls: []``); a one-element text-part list becomes a
+string and a ``stop`` string a one-element list; ``refusal`` is sent as content; ``reasoning`` is
+sent as ``reasoning_content``; ``max_tokens``/``max_completion_tokens`` as above;
+``stream_options`` only when streaming and ``include_usage`` only when true. (``extra`` is sent
+back exactly as received, ``null`` values included.)
 """
 
 from __future__ import annotations
@@ -443,7 +448,8 @@ def _parse_tool_call(value: object, path: str, call_names: dict[str, str]) -> li
         arguments=_str(fn.get("arguments"), f"{path}.function.arguments"),
     )
     call_names[parsed.id] = parsed.name
-    fields = {k: v for k, v in call.items() if k not in ("id", "type", "function") and v is not None}
+    # "index" is stream-accumulation residue some clients echo back: meaningless in a request.
+    fields = {k: v for k, v in call.items() if k not in ("id", "type", "function", "index") and v is not None}
     if fields:
         return [parsed, Opaque(DIALECT_NAME, {"tool_call": parsed.id, "fields": fields})]
     return [parsed]

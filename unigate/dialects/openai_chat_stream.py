@@ -181,6 +181,9 @@ class StreamEncoder:
     Tool calls: the first delta of a call has ``index``, ``id``, ``type``, ``function.name`` and
     ``arguments: ""``; later deltas only ``index`` and ``function.arguments``. Reasoning is written
     as ``delta.reasoning_content`` (DeepSeek's field, which OpenAI-compatible clients read).
+    ``Finish("error")`` (a provider that ended in error, e.g. Cohere) is written as
+    ``finish_reason: "error"`` as OpenRouter does; it is outside OpenAI's enum, which the SDK
+    tolerates at run time (it does not validate responses).
     """
 
     __slots__ = ("_base", "_calls", "_closed", "_finished", "_include_usage", "_sent_role", "_usage")
