@@ -1,49 +1,55 @@
 """plan → attempt → decode → peek → commit. The only retry loop in the code.
 
-``Relay.chat`` walks the Plan's attempts in order. An attempt that fails with an error the
-retry table says to retry moves on to the next attempt; a failure caused by the client's own
-request (``UpstreamRequestError``) is returned at once. When every attempt failed, the last
-error is raised with its upstream status and message.
+``Relay.chat`` walks the Plan's attempts in order, within the request's attempt budget. The
+retry table (routing/retry.py) decides what each failure means: retry or not, cool the channel,
+cool the upstream key (then the same channel is tried again with its next key). A failure caused
+by the client's own request is returned at once. When every attempt failed, the last error is
+raised with its upstream status and message.
 
-Streams commit late: ``_open_stream`` reads upstream events and holds them until the first
-content event (or the end of a complete stream). Any failure before that point is an ordinary
+Streams commit late: an attempt's stream is read until its first content event (or its
+complete end) before it is handed to the client. Any failure before that point is an ordinary
 attempt failure, invisible to the client. After it, the stream belongs to the client: a later
 failure ends it with an OpenAI-style in-band error event and ``[DONE]``, never a retry.
 
-Fast path (DESIGN.md): an OpenAI-compatible channel receives the client's JSON body with only
-``model`` (and the channel's configured overrides) patched; the upstream's SSE events are
-re-framed and forwarded as they come, rewriting ``model`` only when an alias differs from the
-upstream name. Every event is still parsed once, to find the commit point, in-band errors,
-the finish reason and usage.
+Two paths per attempt, chosen by the channel's dialect:
+
+- **pass-through** (OpenAI-compatible channels, DESIGN.md's fast path): the client's JSON body
+  with ``model`` and the channel's overrides patched; the upstream's SSE events re-framed and
+  forwarded, ``model`` rewritten only when an alias differs from the upstream name.
+- **translated** (Anthropic, Gemini, Vertex …): the body parsed once into the IR, encoded by
+  the upstream dialect, and the answer decoded back and encoded as OpenAI JSON or chunks.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
 
-from unigate.config.compile import Channel, ClientKey
+from unigate.config.compile import ClientKey
 from unigate.dialects import openai_chat
+from unigate.dialects.base import DialectOptions, UpstreamDialect
 from unigate.dialects.sse import SSEFramer
 from unigate.errors import (
-    UnigateError,
     UpstreamError,
     UpstreamProtocolError,
     UpstreamRateLimited,
     UpstreamTimeout,
     redact,
 )
-from unigate.providers import openai as openai_host
-from unigate.routing.candidates import Candidate
+from unigate.ir import ChatRequest
+from unigate.providers.registry import provider_for
+from unigate.relay_body import apply_overrides, upstream_body
+from unigate.relay_streams import PassThroughStream, TranslatedStream, error_frames
 from unigate.routing.plan import Attempt, Plan, Planner
 from unigate.routing.retry import decide
 from unigate.upstream import Timeouts, Upstream, UpstreamResponse
 
-DONE_FRAME = b"data: [DONE]\n\n"
 DEFAULT_DEADLINE = 30 * 60.0
 DEFAULT_IDLE = 120.0
 MAX_ERROR_BODY = 1024 * 1024
@@ -58,6 +64,14 @@ class ChatCall:
     model: str
     stream: bool
     request_id: str
+    _ir: ChatRequest | None = None
+
+    def ir(self) -> ChatRequest:
+        """The validated IR of the body, parsed once, only when a route translates
+        (a ``BadRequest`` here is the client's fault and ends the request with a 400)."""
+        if self._ir is None:
+            self._ir = openai_chat.parse_request(self.body)
+        return self._ir
 
 
 @dataclass(slots=True)
@@ -97,78 +111,8 @@ class Streaming:
     served: Served
 
 
-def _upstream_body(body: Mapping[str, Any], channel: Channel, alias: str, upstream_model: str) -> bytes:
-    """Patch the client's body for an OpenAI-compatible channel (the fast path)."""
-    out = dict(body)
-    out["model"] = upstream_model
-    if not channel.tools:
-        _strip_tools(out)
-    if not channel.image:
-        _strip_images(out)
-    if channel.overrides_all:
-        out.update(channel.overrides_all)
-    per_model = channel.overrides_by_model.get(alias) or channel.overrides_by_model.get(upstream_model)
-    if per_model:
-        out.update(per_model)
-    for key in channel.remove_keys:
-        out.pop(key, None)
-    return orjson.dumps(out)
-
-
-def _strip_tools(body: dict[str, Any]) -> None:
-    """``tools: false`` channels: drop tool definitions and the tool turns of the history."""
-    for key in ("tools", "tool_choice", "parallel_tool_calls", "functions", "function_call"):
-        body.pop(key, None)
-    messages = []
-    for message in body.get("messages", ()):
-        if not isinstance(message, dict):
-            messages.append(message)
-            continue
-        if message.get("role") == "tool":
-            continue
-        if "tool_calls" in message:
-            message = {k: v for k, v in message.items() if k != "tool_calls"}
-            if message.get("content") is None:
-                continue
-        messages.append(message)
-    body["messages"] = messages
-
-
-def _strip_images(body: dict[str, Any]) -> None:
-    """``image: false`` channels (uni-api's documented switch): image parts are removed from
-    message contents, because the operator said this upstream cannot take them."""
-    messages = []
-    for message in body.get("messages", ()):
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, list):
-            kept = [p for p in content if not (isinstance(p, dict) and p.get("type") == "image_url")]
-            message = {**message, "content": kept}
-        messages.append(message)
-    body["messages"] = messages
-
-
-def _is_content(chunk: Mapping[str, Any]) -> bool:
-    """Does this OpenAI chunk carry anything the client must see (the commit point)?"""
-    choices = chunk.get("choices")
-    if not choices:
-        return False
-    for choice in choices:
-        if not isinstance(choice, dict):
-            continue
-        if choice.get("finish_reason"):
-            return True
-        delta = choice.get("delta") or {}
-        if delta.get("content") or delta.get("tool_calls") or delta.get("refusal"):
-            return True
-        if delta.get("reasoning_content") or delta.get("reasoning") or delta.get("function_call"):
-            return True
-    return False
-
-
-def error_frames(err: UnigateError) -> list[bytes]:
-    """The end of a committed stream that failed: an in-band error event, then ``[DONE]``.
-    The official ``openai`` SDK raises ``APIError`` when a data event has an ``error`` key."""
-    return [b"data: " + orjson.dumps(err.to_openai()) + b"\n\n", DONE_FRAME]
+def new_completion_id() -> str:
+    return "chatcmpl-" + os.urandom(12).hex()
 
 
 class Relay:
@@ -202,8 +146,7 @@ class Relay:
         if plan is None:
             plan = self.plan(call)
         served = Served()
-        loop = asyncio.get_running_loop()
-        deadline_at = loop.time() + self.deadline
+        deadline_at = asyncio.get_running_loop().time() + self.deadline
         last: UpstreamError | None = None
         budget = plan.budget
         planner = self.planner
@@ -257,24 +200,55 @@ class Relay:
     ) -> Complete | Streaming:
         channel = attempt.channel
         candidate = attempt.candidate
-        body = _upstream_body(call.body, channel, candidate.alias, candidate.upstream_model)
-        timeouts = Timeouts(first_byte=attempt.timeout, idle=self.idle)
+        provider = provider_for(channel)
+        dialect = provider.dialect_for(channel, candidate.upstream_model)
+        passthrough = dialect is openai_chat.DIALECT
+        options = DialectOptions(
+            upstream_model=candidate.upstream_model,
+            client_model=candidate.alias,
+            settings=provider.body_settings(channel, candidate.upstream_model),
+        )
+        if passthrough:
+            body = upstream_body(call.body, channel, candidate.alias, candidate.upstream_model)
+        else:
+            payload = dialect.encode_request(call.ir(), options)
+            apply_overrides(payload, channel, candidate.alias, candidate.upstream_model)
+            body = orjson.dumps(payload)
+        upstream_call = provider.chat_call(channel, candidate.upstream_model, call.stream, api_key)
+        upstream_call = await provider.authorize(channel, upstream_call, api_key)
         resp = await self.upstream.send(
             "POST",
-            channel.chat_url,
-            headers=openai_host.chat_headers(channel, api_key),
+            upstream_call.url,
+            headers=upstream_call.headers,
+            params=upstream_call.params,
             body=body,
-            timeouts=timeouts,
+            timeouts=Timeouts(first_byte=attempt.timeout, idle=self.idle),
             proxy=channel.proxy,
         )
         secrets = (api_key,) if api_key else ()
         try:
             if resp.status >= 400:
                 raw = await resp.read(limit=MAX_ERROR_BODY)
-                raise openai_chat.DIALECT.decode_error(resp.status, resp.headers, raw)
-            if call.stream and "text/event-stream" in resp.headers.get("content-type", ""):
-                return await self._open_stream(resp, candidate, served, deadline_at)
-            return Complete(await self._read_json(resp, candidate.alias, call.stream), served)
+                raise dialect.decode_error(resp.status, resp.headers, raw)
+            is_sse = "text/event-stream" in resp.headers.get("content-type", "")
+            if call.stream and is_sse:
+                state: PassThroughStream | TranslatedStream
+                if passthrough:
+                    state = PassThroughStream(candidate.alias, candidate.upstream_model, self.error_triggers)
+                else:
+                    encoder = openai_chat.StreamEncoder(
+                        id=new_completion_id(), model=candidate.alias, created=int(time.time()),
+                        include_usage=call.ir().include_usage,
+                    )
+                    state = TranslatedStream(dialect.stream_decoder(options), encoder, self.error_triggers)
+                return await self._open_stream(resp, state, served, deadline_at)
+            if call.stream:
+                raise UpstreamProtocolError("upstream answered a streaming request without a stream")
+            raw = await resp.read()
+            resp.close()
+            if passthrough:
+                return Complete(self._passthrough_json(raw, resp, candidate.alias), served)
+            return Complete(self._translated_json(raw, dialect, options), served)
         except UpstreamError as err:
             resp.close()
             err.message = redact(err.message, secrets)
@@ -283,38 +257,43 @@ class Relay:
             resp.close()
             raise
 
-    async def _read_json(self, resp: UpstreamResponse, alias: str, stream: bool) -> bytes:
-        raw = await resp.read()
-        resp.close()
+    def _passthrough_json(self, raw: bytes, resp: UpstreamResponse, alias: str) -> bytes:
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise UpstreamProtocolError("upstream returned a body that is not JSON") from None
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
             if isinstance(data, dict) and "error" in data:
-                raise openai_chat.DIALECT.decode_error(502, resp.headers, raw)
+                raise openai_chat.DIALECT.decode_error(200, resp.headers, raw)
             raise UpstreamProtocolError("upstream returned JSON without choices")
-        if stream:
-            raise UpstreamProtocolError("upstream answered a streaming request with JSON")
+        self._check_triggers(raw)
+        data["model"] = alias
+        return orjson.dumps(data)
+
+    def _translated_json(self, raw: bytes, dialect: UpstreamDialect, options: DialectOptions) -> bytes:
+        self._check_triggers(raw)
+        answer = dialect.decode_response(raw, options)
+        answer = replace(answer, id=answer.id or new_completion_id(), created=answer.created or int(time.time()),
+                         model=options.client_model)
+        return orjson.dumps(openai_chat.encode_response(answer))
+
+    def _check_triggers(self, raw: bytes) -> None:
         if self.error_triggers:
             text = raw.decode("utf-8", "replace")
             if any(t in text for t in self.error_triggers):
                 raise UpstreamProtocolError("upstream response matched an error trigger")
-        data["model"] = alias
-        return orjson.dumps(data)
 
     async def _open_stream(
-        self, resp: UpstreamResponse, candidate: Candidate, served: Served, deadline_at: float
+        self, resp: UpstreamResponse, state: PassThroughStream | TranslatedStream, served: Served, deadline_at: float
     ) -> Streaming:
         """Peek until the first content event; raise (so the caller retries) if the stream
         fails, matches an error trigger, or ends before it."""
         framer = SSEFramer()
         chunks = resp.iter_chunks()
-        state = _StreamState(candidate.alias, candidate.upstream_model, self.error_triggers)
         held: list[bytes] = []
         async for chunk in chunks:
             for event in framer.feed(chunk):
-                held.extend(state.relay(event.data))
+                held.extend(state.relay(event))
             if state.committed or state.done:
                 break
         else:
@@ -328,7 +307,7 @@ class Relay:
         resp: UpstreamResponse,
         chunks: AsyncIterator[bytes],
         framer: SSEFramer,
-        state: _StreamState,
+        state: PassThroughStream | TranslatedStream,
         held: list[bytes],
         deadline_at: float,
     ) -> AsyncIterator[bytes]:
@@ -343,7 +322,7 @@ class Relay:
                 async for chunk in chunks:
                     frames: list[bytes] = []
                     for event in framer.feed(chunk):
-                        frames.extend(state.relay(event.data))
+                        frames.extend(state.relay(event))
                     for frame in frames:
                         yield frame
                     if state.done:
@@ -357,69 +336,3 @@ class Relay:
                     yield frame
         finally:
             resp.close()
-
-
-class _StreamState:
-    """The pass-through stream's state machine.
-
-    ``committed``: a content event has been produced (from then on frames go to the client as
-    they come). ``done``: ``[DONE]`` was seen (or synthesised after a finish_reason at EOF).
-    ``finished``: some chunk carried a ``finish_reason``. Before commit, an event containing one
-    of the configured ``error_triggers`` fails the attempt (uni-api's rule). In-band ``{"error": …}`` events raise a
-    classified ``UpstreamError`` — before commit the relay retries, after it ``_rest`` ends the
-    stream with an error event.
-    """
-
-    __slots__ = ("alias", "committed", "done", "finished", "rewrite", "triggers", "upstream_model")
-
-    def __init__(self, alias: str, upstream_model: str, triggers: tuple[str, ...] = ()) -> None:
-        self.alias = alias
-        self.triggers = triggers
-        self.upstream_model = upstream_model
-        self.rewrite = alias != upstream_model
-        self.committed = False
-        self.done = False
-        self.finished = False
-
-    def relay(self, data: str) -> list[bytes]:
-        if self.done:
-            return []
-        if data == "[DONE]":
-            self.done = True
-            if not self.committed:
-                raise UpstreamProtocolError("upstream stream ended before any content")
-            return [DONE_FRAME]
-        if not self.committed and self.triggers and any(t in data for t in self.triggers):
-            raise UpstreamProtocolError("upstream stream matched an error trigger before any content")
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise UpstreamProtocolError("upstream sent an event that is not JSON") from None
-        if not isinstance(chunk, dict):
-            raise UpstreamProtocolError("upstream sent an event that is not a JSON object")
-        if "error" in chunk and not chunk.get("choices"):
-            raise openai_chat.DIALECT.decode_error(200, {}, data.encode())
-        if not self.committed and _is_content(chunk):
-            self.committed = True
-        if not self.finished:
-            for choice in chunk.get("choices") or ():
-                if isinstance(choice, dict) and choice.get("finish_reason"):
-                    self.finished = True
-        if self.rewrite and "model" in chunk:
-            chunk["model"] = self.alias
-            return [b"data: " + orjson.dumps(chunk) + b"\n\n"]
-        return [b"data: " + data.encode() + b"\n\n"]
-
-    def relay_close(self, framer: SSEFramer) -> list[bytes]:
-        """End of the upstream body: flush the framer; a stream that never finished is a
-        truncated stream (an error), one that finished without ``[DONE]`` gets one."""
-        frames: list[bytes] = []
-        for event in framer.close():
-            frames.extend(self.relay(event.data))
-        if self.done:
-            return frames
-        if not self.finished:
-            raise UpstreamProtocolError("upstream stream ended without finishing (truncated)")
-        self.done = True
-        frames.append(DONE_FRAME)
-        return frames

@@ -26,7 +26,8 @@ from unigate.config.compile import ClientKey
 from unigate.errors import BadRequest, UnigateError
 from unigate.http.responses import JSONBytes, error_response, read_json_object
 from unigate.http.state import Gateway
-from unigate.relay import ChatCall, Complete, Served, error_frames
+from unigate.relay import ChatCall, Complete, Served
+from unigate.relay_streams import error_frames
 from unigate.routing.plan import Plan
 
 T = TypeVar("T")

@@ -1,0 +1,159 @@
+"""The stream state machines of the relay: pass-through and translated.
+
+Both expose the same surface to ``relay.py``: ``relay(event) -> frames`` for each upstream SSE
+event, ``relay_close(framer) -> frames`` at the end of the upstream body, and the flags
+``committed`` (a content event has been produced: from now on the stream belongs to the client)
+and ``done`` (the stream's end has been seen). Errors are raised as ``UpstreamError``: before
+commit the relay retries, after it the relay ends the stream with ``error_frames``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from unigate.dialects import openai_chat
+from unigate.dialects.base import StreamDecoder
+from unigate.dialects.sse import SSEEvent, SSEFramer
+from unigate.errors import UnigateError, UpstreamProtocolError
+from unigate.events import CONTENT_EVENTS, Event, Finish
+
+DONE_FRAME = b"data: [DONE]\n\n"
+
+
+def error_frames(err: UnigateError) -> list[bytes]:
+    """The end of a committed stream that failed: an in-band error event, then ``[DONE]``.
+    The official ``openai`` SDK raises ``APIError`` when a data event has an ``error`` key."""
+    return [b"data: " + orjson.dumps(err.to_openai()) + b"\n\n", DONE_FRAME]
+
+
+def _is_content(chunk: Mapping[str, Any]) -> bool:
+    """Does this OpenAI chunk carry anything the client must see (the commit point)?"""
+    choices = chunk.get("choices")
+    if not choices:
+        return False
+    for choice in choices:
+        if not isinstance(choice, dict):
+            continue
+        if choice.get("finish_reason"):
+            return True
+        delta = choice.get("delta") or {}
+        if delta.get("content") or delta.get("tool_calls") or delta.get("refusal"):
+            return True
+        if delta.get("reasoning_content") or delta.get("reasoning") or delta.get("function_call"):
+            return True
+    return False
+
+
+class PassThroughStream:
+    """The pass-through stream's state machine.
+
+    ``committed``: a content event has been produced (from then on frames go to the client as
+    they come). ``done``: ``[DONE]`` was seen (or synthesised after a finish_reason at EOF).
+    ``finished``: some chunk carried a ``finish_reason``. Before commit, an event containing one
+    of the configured ``error_triggers`` fails the attempt (uni-api's rule). In-band ``{"error": …}`` events raise a
+    classified ``UpstreamError`` — before commit the relay retries, after it ``_rest`` ends the
+    stream with an error event.
+    """
+
+    __slots__ = ("alias", "committed", "done", "finished", "rewrite", "triggers", "upstream_model")
+
+    def __init__(self, alias: str, upstream_model: str, triggers: tuple[str, ...] = ()) -> None:
+        self.alias = alias
+        self.triggers = triggers
+        self.upstream_model = upstream_model
+        self.rewrite = alias != upstream_model
+        self.committed = False
+        self.done = False
+        self.finished = False
+
+    def relay(self, event: SSEEvent) -> list[bytes]:
+        data = event.data
+        if self.done:
+            return []
+        if data == "[DONE]":
+            self.done = True
+            if not self.committed:
+                raise UpstreamProtocolError("upstream stream ended before any content")
+            return [DONE_FRAME]
+        if not self.committed and self.triggers and any(t in data for t in self.triggers):
+            raise UpstreamProtocolError("upstream stream matched an error trigger before any content")
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise UpstreamProtocolError("upstream sent an event that is not JSON") from None
+        if not isinstance(chunk, dict):
+            raise UpstreamProtocolError("upstream sent an event that is not a JSON object")
+        if "error" in chunk and not chunk.get("choices"):
+            raise openai_chat.DIALECT.decode_error(200, {}, data.encode())
+        if not self.committed and _is_content(chunk):
+            self.committed = True
+        if not self.finished:
+            for choice in chunk.get("choices") or ():
+                if isinstance(choice, dict) and choice.get("finish_reason"):
+                    self.finished = True
+        if self.rewrite and "model" in chunk:
+            chunk["model"] = self.alias
+            return [b"data: " + orjson.dumps(chunk) + b"\n\n"]
+        return [b"data: " + data.encode() + b"\n\n"]
+
+    def relay_close(self, framer: SSEFramer) -> list[bytes]:
+        """End of the upstream body: flush the framer; a stream that never finished is a
+        truncated stream (an error), one that finished without ``[DONE]`` gets one."""
+        frames: list[bytes] = []
+        for event in framer.close():
+            frames.extend(self.relay(event))
+        if self.done:
+            return frames
+        if not self.finished:
+            raise UpstreamProtocolError("upstream stream ended without finishing (truncated)")
+        self.done = True
+        frames.append(DONE_FRAME)
+        return frames
+
+
+class TranslatedStream:
+    """A provider's stream decoded to IR events and re-encoded as OpenAI chunks.
+
+    ``decoder`` is the upstream dialect's state machine; ``encoder`` the client's
+    ``openai_chat.StreamEncoder``. Committed once an event in ``CONTENT_EVENTS`` (or a
+    ``Finish``) has been produced; ``done`` once the encoder wrote ``[DONE]``. Before commit, a
+    frame containing one of ``triggers`` fails the attempt, as in the pass-through stream.
+    """
+
+    __slots__ = ("committed", "decoder", "done", "encoder", "triggers")
+
+    def __init__(self, decoder: StreamDecoder, encoder: openai_chat.StreamEncoder, triggers: tuple[str, ...]) -> None:
+        self.decoder = decoder
+        self.encoder = encoder
+        self.triggers = triggers
+        self.committed = False
+        self.done = False
+
+    def relay(self, event: SSEEvent) -> list[bytes]:
+        if self.done:
+            return []
+        if not self.committed and self.triggers and any(t in event.data for t in self.triggers):
+            raise UpstreamProtocolError("upstream stream matched an error trigger before any content")
+        return self._encode(self.decoder.feed(event))
+
+    def relay_close(self, framer: SSEFramer) -> list[bytes]:
+        frames: list[bytes] = []
+        for event in framer.close():
+            frames.extend(self.relay(event))
+        if self.done:
+            return frames
+        frames.extend(self._encode(self.decoder.close()))
+        frames.extend(self.encoder.finish())
+        self.done = True
+        return frames
+
+    def _encode(self, events: list[Event]) -> list[bytes]:
+        frames: list[bytes] = []
+        for ev in events:
+            if not self.committed and isinstance(ev, (*CONTENT_EVENTS, Finish)):
+                self.committed = True
+            frames.extend(self.encoder.feed(ev))
+        return frames
