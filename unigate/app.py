@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from unigate.auth.keys import KeyStore
-from unigate.config.compile import compile_channel, compile_runtime, openai_root
+from unigate.config.compile import compile_channel, compile_runtime, engine_for, openai_root
 from unigate.config.load import LoadedConfig, load_source
 from unigate.errors import MethodNotAllowed, NotFound, UnigateError
 from unigate.http.chat import chat_completions
@@ -30,6 +30,7 @@ from unigate.http.models import list_models
 from unigate.http.responses import error_response, internal_error_response, json_response
 from unigate.http.state import Gateway
 from unigate.providers import openai as openai_host
+from unigate.providers.registry import build_providers
 from unigate.relay import Relay
 from unigate.routing.plan import Planner
 from unigate.upstream import Timeouts, Upstream
@@ -68,8 +69,12 @@ async def discover_models(loaded: LoadedConfig, upstream: Upstream) -> dict[str,
         found[provider.provider] = ids
         log.info("providers[%d] (%s): discovered %d models", index, provider.provider, len(ids))
 
+    for i, p in enumerate(loaded.config.providers):
+        if p.model is None and engine_for(p) != "openai":
+            log.warning("providers[%d] (%s): lists no models; discovery needs an OpenAI-compatible "
+                        "GET /models, so list them in 'model'", i, p.provider)
     await asyncio.gather(
-        *(one(i) for i, p in enumerate(loaded.config.providers) if p.model is None)
+        *(one(i) for i, p in enumerate(loaded.config.providers) if p.model is None and engine_for(p) == "openai")
     )
     return found
 
@@ -92,7 +97,8 @@ def create_app(
             for warning in (*loaded.warnings, *runtime.warnings):
                 log.warning("%s", warning)
             planner = Planner(runtime, clock=clock or time.monotonic)
-            relay = Relay(planner, upstream, error_triggers=runtime.error_triggers)
+            providers = build_providers(upstream.post, clock=time.time, env=env)
+            relay = Relay(planner, upstream, error_triggers=runtime.error_triggers, providers=providers)
             app.state.gateway = Gateway(runtime, KeyStore(runtime.keys), relay)
             yield
         finally:

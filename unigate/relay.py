@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -43,7 +43,8 @@ from unigate.errors import (
     redact,
 )
 from unigate.ir import ChatRequest
-from unigate.providers.registry import provider_for
+from unigate.providers.base import Provider
+from unigate.providers.registry import PROVIDERS, provider_for
 from unigate.relay_body import apply_overrides, upstream_body
 from unigate.relay_streams import PassThroughStream, TranslatedStream, error_frames
 from unigate.routing.plan import Attempt, Plan, Planner
@@ -130,8 +131,10 @@ class Relay:
         error_triggers: tuple[str, ...] = (),
         deadline: float = DEFAULT_DEADLINE,
         idle: float = DEFAULT_IDLE,
+        providers: Mapping[str, Provider] = PROVIDERS,
     ) -> None:
         self.planner = planner
+        self.providers = providers
         self.upstream = upstream
         self.error_triggers = error_triggers
         self.deadline = deadline
@@ -200,7 +203,7 @@ class Relay:
     ) -> Complete | Streaming:
         channel = attempt.channel
         candidate = attempt.candidate
-        provider = provider_for(channel)
+        provider = provider_for(channel, self.providers)
         dialect = provider.dialect_for(channel, candidate.upstream_model)
         passthrough = dialect is openai_chat.DIALECT
         options = DialectOptions(

@@ -177,6 +177,12 @@ class Upstream:
             raise map_exception(exc) from exc
         return UpstreamResponse(resp, timeouts)
 
+    async def post(self, url: str, headers: Mapping[str, str], body: bytes) -> tuple[int, bytes]:
+        """A small one-shot POST (``providers.base.HttpPost``): token exchanges and the like."""
+        resp = await self.send("POST", url, headers=headers, body=body, timeouts=Timeouts(first_byte=30.0, idle=30.0))
+        async with resp:
+            return resp.status, await resp.read(limit=1024 * 1024)
+
     async def close(self) -> None:
         await self._session.close()
         for session in self._socks.values():

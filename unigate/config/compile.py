@@ -26,7 +26,7 @@ OPENAI_DEFAULT_BASE = "https://api.openai.com/v1"
 
 # Engines unigate implements. A channel whose engine is not here yet is skipped with a
 # start-up warning (``Runtime.warnings``) rather than failing on its first request.
-IMPLEMENTED_ENGINES = frozenset({"openai"})
+IMPLEMENTED_ENGINES = frozenset({"openai", "anthropic", "gemini", "vertex"})
 
 # ``engine:`` values uni-api documents → our engine names.
 _ENGINE_ALIASES = {
@@ -98,8 +98,23 @@ def fingerprint(secret: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class ServiceAccount:
+    """A Google service account (Vertex AI OAuth): ``client_email`` and its PEM ``private_key``.
+
+    Hashable, so a provider can cache one access token per account; the key never appears in
+    ``repr`` (channels get logged)."""
+
+    client_email: str
+    private_key: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Channel:
-    """One ``providers[]`` entry, compiled. ``models`` maps alias → upstream name."""
+    """One ``providers[]`` entry, compiled. ``models`` maps alias → upstream name.
+
+    ``base_url`` is the OpenAI-style API root (``openai_root``); hosts with other URL shapes
+    read ``raw_base_url``, the configured ``base_url`` verbatim (``None`` when not set).
+    ``project_id``, ``region`` and ``service_account`` are the Vertex AI keys (§2.2)."""
 
     name: str
     index: int
@@ -119,6 +134,10 @@ class Channel:
     cooldown_period: float | None = None
     key_schedule: str = "round_robin"
     key_cooldown_period: float = 0.0
+    raw_base_url: str | None = None
+    project_id: str | None = None
+    region: str = "global"
+    service_account: ServiceAccount | None = None
 
     @property
     def chat_url(self) -> str:
@@ -254,6 +273,14 @@ def compile_channel(
         cooldown_period=prefs.cooldown_period,
         key_schedule=prefs.api_key_schedule_algorithm,
         key_cooldown_period=float(prefs.api_key_cooldown_period or 0),
+        raw_base_url=provider.base_url,
+        project_id=provider.project_id,
+        region=provider.region,
+        service_account=(
+            ServiceAccount(provider.client_email, provider.private_key)
+            if provider.client_email and provider.private_key
+            else None
+        ),
     )
 
 
