@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.fakes.anthropic_wire import Answer, ToolUse, input_tokens, last_user_text, new_tool_use_id
 from tests.fakes.loopback import (
     Delay,
     EmptyStream,
@@ -25,7 +26,6 @@ from tests.fakes.loopback import (
     Stall,
     StreamThenDie,
 )
-from tests.fakes.anthropic_wire import Answer, ToolUse, input_tokens, last_user_text, new_tool_use_id
 from tests.fakes.openai_wire import count_words
 
 

@@ -14,7 +14,6 @@ from email.utils import formatdate
 from typing import Any
 
 from tests.fakes.anthropic_behaviours import AEcho, AFail, AReply, AStreamError, echo_answer, reply_answer
-from tests.fakes.loopback import EmptyStream, Exchange, Stall, StreamThenDie, run_generic
 from tests.fakes.anthropic_wire import (
     STATUS_OF_TYPE,
     Answer,
@@ -28,6 +27,7 @@ from tests.fakes.anthropic_wire import (
     sse_event,
     stream_events,
 )
+from tests.fakes.loopback import EmptyStream, Exchange, Stall, StreamThenDie, run_generic
 from tests.fakes.openai_wire import dumps
 
 

@@ -29,6 +29,9 @@ from tests.fakes.anthropic_behaviours import (
     AStreamError,
     echo_answer,
 )
+from tests.fakes.anthropic_runners import AnthropicExchange, run
+from tests.fakes.anthropic_wire import API_VERSIONS, check_body, input_tokens, model_json, models_json
+from tests.fakes.http11 import Conn, HttpRequest
 from tests.fakes.loopback import (
     ConnectionRecord,
     Delay,
@@ -43,9 +46,6 @@ from tests.fakes.loopback import (
     Stall,
     StreamThenDie,
 )
-from tests.fakes.anthropic_runners import AnthropicExchange, run
-from tests.fakes.anthropic_wire import API_VERSIONS, check_body, input_tokens, model_json, models_json
-from tests.fakes.http11 import Conn, HttpRequest
 from tests.fakes.openai_wire import dumps
 
 __all__ = [

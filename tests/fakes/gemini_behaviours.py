@@ -13,6 +13,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.fakes.gemini_wire import (
+    Answer,
+    Call,
+    args_words,
+    calling_config,
+    function_names,
+    last_user_text,
+    prompt_tokens,
+)
 from tests.fakes.loopback import (
     Delay,
     EmptyStream,
@@ -23,15 +32,6 @@ from tests.fakes.loopback import (
     Refuse,
     Stall,
     StreamThenDie,
-)
-from tests.fakes.gemini_wire import (
-    Answer,
-    Call,
-    args_words,
-    calling_config,
-    function_names,
-    last_user_text,
-    prompt_tokens,
 )
 from tests.fakes.openai_wire import count_words
 

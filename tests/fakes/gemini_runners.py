@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
 
-from tests.fakes.loopback import EmptyStream, Exchange, Stall, StreamThenDie, run_generic
 from tests.fakes.gemini_behaviours import (
     GBlocked,
     GEcho,
@@ -37,6 +36,7 @@ from tests.fakes.gemini_wire import (
     sse,
     stream_chunks,
 )
+from tests.fakes.loopback import EmptyStream, Exchange, Stall, StreamThenDie, run_generic
 from tests.fakes.openai_wire import dumps
 
 JSON_CONTENT_TYPE = "application/json; charset=UTF-8"

@@ -24,6 +24,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
+from tests.fakes.gemini_behaviours import GBehaviour, GBlocked, GEcho, GFail, GReply, GSafety, GStreamError
+from tests.fakes.gemini_runners import GeminiExchange, run
+from tests.fakes.gemini_wire import api_key_invalid_json, check_body, error_json, model_json, models_json, prompt_tokens
+from tests.fakes.http11 import Conn, HttpRequest
 from tests.fakes.loopback import (
     ConnectionRecord,
     Delay,
@@ -38,10 +42,6 @@ from tests.fakes.loopback import (
     Stall,
     StreamThenDie,
 )
-from tests.fakes.gemini_behaviours import GBehaviour, GBlocked, GEcho, GFail, GReply, GSafety, GStreamError
-from tests.fakes.gemini_runners import GeminiExchange, run
-from tests.fakes.gemini_wire import api_key_invalid_json, check_body, error_json, model_json, models_json, prompt_tokens
-from tests.fakes.http11 import Conn, HttpRequest
 
 __all__ = [
     "ConnectionRecord",

@@ -48,6 +48,15 @@ from urllib.parse import parse_qs, unquote
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.fakes.anthropic_behaviours import ANTHROPIC_ONLY, ABehaviour, AEcho, AFail, AReply, AStreamError
+from tests.fakes.anthropic_runners import AnthropicExchange
+from tests.fakes.anthropic_runners import run as run_anthropic
+from tests.fakes.anthropic_wire import check_body as check_messages_body
+from tests.fakes.anthropic_wire import input_tokens
+from tests.fakes.gemini_behaviours import GEMINI_ONLY, GBehaviour, GBlocked, GEcho, GFail, GReply, GSafety, GStreamError
+from tests.fakes.gemini_runners import GeminiExchange
+from tests.fakes.gemini_upstream import serve_model_method
+from tests.fakes.gemini_wire import error_json
+from tests.fakes.http11 import Conn, HttpRequest
 from tests.fakes.loopback import (
     ConnectionRecord,
     Delay,
@@ -62,15 +71,6 @@ from tests.fakes.loopback import (
     Stall,
     StreamThenDie,
 )
-from tests.fakes.anthropic_runners import AnthropicExchange
-from tests.fakes.anthropic_runners import run as run_anthropic
-from tests.fakes.anthropic_wire import check_body as check_messages_body
-from tests.fakes.anthropic_wire import input_tokens
-from tests.fakes.gemini_behaviours import GEMINI_ONLY, GBehaviour, GBlocked, GEcho, GFail, GReply, GSafety, GStreamError
-from tests.fakes.gemini_runners import GeminiExchange
-from tests.fakes.gemini_upstream import serve_model_method
-from tests.fakes.gemini_wire import error_json
-from tests.fakes.http11 import Conn, HttpRequest
 from tests.fakes.openai_wire import dumps
 from tests.fakes.vertex_auth import (
     JWT_BEARER,
