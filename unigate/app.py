@@ -101,6 +101,7 @@ def create_app(
             relay = Relay(planner, upstream, error_triggers=runtime.error_triggers, providers=providers)
             app.state.gateway = Gateway(runtime, KeyStore(runtime.keys), relay)
             yield
+            await relay.images.close()
         finally:
             await upstream.close()
 

@@ -45,11 +45,11 @@ from unigate.errors import (
 from unigate.ir import ChatRequest
 from unigate.providers.base import Provider
 from unigate.providers.registry import PROVIDERS, provider_for
-from unigate.relay_body import apply_overrides, upstream_body
+from unigate.relay_body import apply_overrides, inline_images, upstream_body
 from unigate.relay_streams import PassThroughStream, TranslatedStream, error_frames
 from unigate.routing.plan import Attempt, Plan, Planner
 from unigate.routing.retry import decide
-from unigate.upstream import Timeouts, Upstream, UpstreamResponse
+from unigate.upstream import ImageFetcher, Timeouts, Upstream, UpstreamResponse
 
 DEFAULT_DEADLINE = 30 * 60.0
 DEFAULT_IDLE = 120.0
@@ -66,6 +66,7 @@ class ChatCall:
     stream: bool
     request_id: str
     _ir: ChatRequest | None = None
+    _inlined: dict[str, Any] | None = None
 
     def ir(self) -> ChatRequest:
         """The validated IR of the body, parsed once, only when a route translates
@@ -73,6 +74,13 @@ class ChatCall:
         if self._ir is None:
             self._ir = openai_chat.parse_request(self.body)
         return self._ir
+
+    async def with_inlined_images(self, fetcher: ImageFetcher, allow_private: bool) -> dict[str, Any]:
+        """The body with every http(s) ``image_url`` fetched and replaced by a data URI, for
+        channels with ``fetch_images`` (computed once per request, whatever the attempts)."""
+        if self._inlined is None:
+            self._inlined = await inline_images(self.body, fetcher, allow_private)
+        return self._inlined
 
 
 @dataclass(slots=True)
@@ -132,9 +140,11 @@ class Relay:
         deadline: float = DEFAULT_DEADLINE,
         idle: float = DEFAULT_IDLE,
         providers: Mapping[str, Provider] = PROVIDERS,
+        images: ImageFetcher | None = None,
     ) -> None:
         self.planner = planner
         self.providers = providers
+        self.images = images or ImageFetcher()
         self.upstream = upstream
         self.error_triggers = error_triggers
         self.deadline = deadline
@@ -211,10 +221,14 @@ class Relay:
             client_model=candidate.alias,
             settings=provider.body_settings(channel, candidate.upstream_model),
         )
+        client_body = call.body
+        if channel.fetch_images:
+            client_body = await call.with_inlined_images(self.images, channel.fetch_images_allow_private)
         if passthrough:
-            body = upstream_body(call.body, channel, candidate.alias, candidate.upstream_model)
+            body = upstream_body(client_body, channel, candidate.alias, candidate.upstream_model)
         else:
-            payload = dialect.encode_request(call.ir(), options)
+            request = call.ir() if client_body is call.body else openai_chat.parse_request(client_body)
+            payload = dialect.encode_request(request, options)
             apply_overrides(payload, channel, candidate.alias, candidate.upstream_model)
             body = orjson.dumps(payload)
         upstream_call = provider.chat_call(channel, candidate.upstream_model, call.stream, api_key)

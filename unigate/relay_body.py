@@ -7,12 +7,20 @@ remove keys. Everything else — unknown fields included — reaches the upstrea
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import base64
+from collections.abc import Awaitable, Mapping
+from typing import Any, Protocol
 
 import orjson
 
 from unigate.config.compile import Channel
+
+
+class ImageSource(Protocol):
+    """What ``inline_images`` needs of ``upstream.ImageFetcher`` (structural: this module sits
+    below ``upstream`` in the layer order)."""
+
+    def fetch(self, url: str, *, allow_private: bool) -> Awaitable[tuple[str, bytes]]: ...
 
 
 def apply_overrides(out: dict[str, Any], channel: Channel, alias: str, upstream_model: str) -> None:
@@ -68,3 +76,33 @@ def _strip_images(body: dict[str, Any]) -> None:
             message = {**message, "content": kept}
         messages.append(message)
     body["messages"] = messages
+
+
+async def inline_images(body: Mapping[str, Any], fetcher: ImageSource, allow_private: bool) -> dict[str, Any]:
+    """A copy of ``body`` whose http(s) ``image_url`` parts carry the fetched bytes as a
+    ``data:`` URI; each distinct URL is fetched once. Other parts are shared, not copied."""
+    cache: dict[str, str] = {}
+    messages = []
+    for message in body.get("messages", ()):
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list) and any(_remote_image(p) for p in content):
+            parts = []
+            for part in content:
+                if _remote_image(part):
+                    url = part["image_url"]["url"]
+                    if url not in cache:
+                        media, data = await fetcher.fetch(url, allow_private=allow_private)
+                        cache[url] = f"data:{media};base64," + base64.b64encode(data).decode()
+                    part = {**part, "image_url": {**part["image_url"], "url": cache[url]}}
+                parts.append(part)
+            message = {**message, "content": parts}
+        messages.append(message)
+    return {**body, "messages": messages}
+
+
+def _remote_image(part: Any) -> bool:
+    if not isinstance(part, dict) or part.get("type") != "image_url":
+        return False
+    image = part.get("image_url")
+    url = image.get("url") if isinstance(image, dict) else None
+    return isinstance(url, str) and url.startswith(("http://", "https://"))

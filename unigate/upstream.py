@@ -14,13 +14,19 @@ session over an ``aiohttp_socks`` connector (created on first use, kept for reus
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from unigate.errors import (
+    BadRequest,
+    PayloadTooLarge,
     UpstreamConnectError,
     UpstreamError,
     UpstreamProtocolError,
@@ -188,3 +194,118 @@ class Upstream:
         for session in self._socks.values():
             await session.close()
         self._socks.clear()
+
+
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+MAX_IMAGE_REDIRECTS = 3
+IMAGE_TIMEOUT = 15.0
+
+
+def is_internal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Addresses an image fetch must not reach unless the channel allows private targets:
+    loopback, private ranges, link-local (cloud metadata at 169.254.169.254), multicast,
+    reserved, unspecified, and IPv4-mapped IPv6 forms of those."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return (
+        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
+        or ip.is_reserved or ip.is_unspecified
+    )
+
+
+class _VettingResolver(AbstractResolver):
+    """Resolves like aiohttp's default resolver, then refuses internal addresses. Every
+    connection goes through it, so a redirect or a DNS answer that changes between checks
+    (rebinding) cannot reach an internal host."""
+
+    def __init__(self) -> None:
+        self._inner = aiohttp.ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        infos = await self._inner.resolve(host, port, family)
+        for info in infos:
+            if is_internal(ipaddress.ip_address(info["host"])):
+                raise BadRequest("The image URL resolves to a private or internal address; refused.",
+                                 param="messages", code="image_url_refused")
+        return infos
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class ImageFetcher:
+    """Fetches http(s) image URLs for channels that opted in (``fetch_images``).
+
+    Only http and https; at most ``MAX_IMAGE_BYTES``; ``IMAGE_TIMEOUT`` seconds; redirects
+    followed by hand (each hop re-checked, at most ``MAX_IMAGE_REDIRECTS``); a non-image
+    content type is refused. Every failure is the client's (``BadRequest`` / 413), never a
+    reason to fail over. Unless ``allow_private``, literal IPs are checked here and host names
+    by ``_VettingResolver`` at connect time.
+    """
+
+    def __init__(self) -> None:
+        self._sessions: dict[bool, aiohttp.ClientSession] = {}
+
+    def _session(self, allow_private: bool) -> aiohttp.ClientSession:
+        session = self._sessions.get(allow_private)
+        if session is None:
+            connector = (
+                aiohttp.TCPConnector(limit=32)
+                if allow_private
+                else aiohttp.TCPConnector(limit=32, resolver=_VettingResolver(), use_dns_cache=False)
+            )
+            session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=IMAGE_TIMEOUT))
+            self._sessions[allow_private] = session
+        return session
+
+    async def fetch(self, url: str, *, allow_private: bool) -> tuple[str, bytes]:
+        """(media type, bytes) of the image at ``url``."""
+        session = self._session(allow_private)
+        for _ in range(MAX_IMAGE_REDIRECTS + 1):
+            self._check_url(url, allow_private)
+            try:
+                async with session.get(url, allow_redirects=False) as resp:
+                    if resp.status in (301, 302, 303, 307, 308) and "location" in resp.headers:
+                        url = urljoin(url, resp.headers["location"])
+                        continue
+                    if resp.status != 200:
+                        raise BadRequest(f"Fetching the image URL failed with status {resp.status}.",
+                                         param="messages", code="image_fetch_failed")
+                    media = resp.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+                    if not media.startswith("image/"):
+                        raise BadRequest("The image URL did not return an image.", param="messages",
+                                         code="image_fetch_failed")
+                    data = bytearray()
+                    async for chunk in resp.content.iter_chunked(_CHUNK):
+                        data += chunk
+                        if len(data) > MAX_IMAGE_BYTES:
+                            raise PayloadTooLarge(f"The image at the URL is larger than {MAX_IMAGE_BYTES} bytes.")
+                    return media, bytes(data)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                if isinstance(exc.__cause__, BadRequest):
+                    raise exc.__cause__ from None
+                raise BadRequest("Fetching the image URL failed.", param="messages",
+                                 code="image_fetch_failed") from None
+        raise BadRequest("The image URL redirected too many times.", param="messages", code="image_fetch_failed")
+
+    @staticmethod
+    def _check_url(url: str, allow_private: bool) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BadRequest("Only http(s) image URLs can be fetched.", param="messages", code="image_url_refused")
+        if allow_private:
+            return
+        try:
+            ip = ipaddress.ip_address(parts.hostname)
+        except ValueError:
+            return
+        if is_internal(ip):
+            raise BadRequest("The image URL points to a private or internal address; refused.",
+                             param="messages", code="image_url_refused")
+
+    async def close(self) -> None:
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()

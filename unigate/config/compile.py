@@ -134,6 +134,8 @@ class Channel:
     cooldown_period: float | None = None
     key_schedule: str = "round_robin"
     key_cooldown_period: float = 0.0
+    fetch_images: bool = False
+    fetch_images_allow_private: bool = False
     raw_base_url: str | None = None
     project_id: str | None = None
     region: str = "global"
@@ -273,6 +275,8 @@ def compile_channel(
         cooldown_period=prefs.cooldown_period,
         key_schedule=prefs.api_key_schedule_algorithm,
         key_cooldown_period=float(prefs.api_key_cooldown_period or 0),
+        fetch_images=prefs.fetch_images,
+        fetch_images_allow_private=prefs.fetch_images_allow_private,
         raw_base_url=provider.base_url,
         project_id=provider.project_id,
         region=provider.region,

@@ -412,6 +412,10 @@ class ProviderPreferences(_Strict):
     exclude_request_rules: list[ExcludeRequestRule] | None = None
     only_request_types: list[Name] | None = None
     exclude_request_types: list[Name] | None = None
+    # unigate extensions (not in uni-api): fetch http(s) image URLs and inline them as base64
+    # for this channel; private/loopback targets only when explicitly allowed (SSRF).
+    fetch_images: Flag = False
+    fetch_images_allow_private: Flag = False
 
 
 class ProviderConfig(_Strict):
