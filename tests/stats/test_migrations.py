@@ -1,0 +1,158 @@
+"""Alembic migrations from an empty database, on a real SQLite file and the real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.stats.builders import record
+from tests.stats.conftest import DbTarget, PgSchema, StoreFactory, sqlite_url
+from unigate.stats.engine import create_engine
+from unigate.stats.migrations import alembic_config, migrate
+from unigate.stats.schema import VERSION_TABLE, metadata
+from unigate.stats.store import StatsStore
+
+pytestmark = pytest.mark.anyio
+
+
+def _tables(conn: Connection) -> set[str]:
+    return set(sa.inspect(conn).get_table_names())
+
+
+def _revision(conn: Connection) -> str | None:
+    return MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
+
+
+def _ours(name: str | None, type_: str, parent_names: Any) -> bool:
+    return type_ != "table" or name in metadata.tables
+
+
+def _diff(conn: Connection) -> list[Any]:
+    """What autogenerate would change to make the database match schema.py (our tables only)."""
+    opts = {"version_table": VERSION_TABLE, "compare_type": True, "include_name": _ours}
+    context = MigrationContext.configure(conn, opts=opts)
+    return list(compare_metadata(context, metadata))
+
+
+def test_one_head() -> None:
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == ["0001"]
+
+
+async def _check_fresh_migration(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        assert await conn.run_sync(_tables) == set()
+    await migrate(engine)
+    await migrate(engine)  # idempotent
+    async with engine.connect() as conn:
+        assert await conn.run_sync(_tables) == {"request_stats", "channel_stats", VERSION_TABLE}
+        assert await conn.run_sync(_revision) == "0001"
+        assert await conn.run_sync(_diff) == [], "the migrations and schema.py disagree"
+
+
+async def test_migrate_empty_sqlite_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    path.touch()  # an existing, zero-byte file
+    engine = create_engine(sqlite_url(path))
+    try:
+        await _check_fresh_migration(engine)
+        async with engine.connect() as conn:
+            assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
+            assert (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 5000
+    finally:
+        await engine.dispose()
+
+
+async def test_migrate_empty_postgres_schema(pg_schema: PgSchema) -> None:
+    engine = create_engine(pg_schema.url(), pg_schema.engine_options)
+    try:
+        await _check_fresh_migration(engine)
+        async with engine.connect() as conn:
+            assert (await conn.exec_driver_sql("SELECT current_schema()")).scalar() == pg_schema.name
+    finally:
+        await engine.dispose()
+
+
+async def test_store_open_creates_the_data_directory(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "data" / "stats.db"
+    store = StatsStore(sqlite_url(path))
+    await store.open()
+    await store.close()
+    assert path.exists()
+
+
+async def test_concurrent_migrations_from_several_processes(make_store: StoreFactory) -> None:
+    """Gateway workers starting together must not race each other's CREATE TABLE."""
+    stores = [make_store() for _ in range(4)]
+    try:
+        await asyncio.gather(*(s.open() for s in stores))
+        async with stores[0].engine.connect() as conn:
+            assert await conn.run_sync(_revision) == "0001"
+    finally:
+        for s in stores:
+            await s.close()
+
+
+_LEGACY = """
+CREATE TABLE request_stats (id INTEGER PRIMARY KEY, request_id TEXT, endpoint TEXT, client_ip TEXT,
+  process_time FLOAT, first_response_time FLOAT, provider TEXT, model TEXT, api_key TEXT,
+  is_flagged BOOLEAN, text TEXT, prompt_tokens INTEGER, completion_tokens INTEGER,
+  total_tokens INTEGER, timestamp TIMESTAMP);
+CREATE INDEX ix_request_stats_timestamp ON request_stats (timestamp);
+CREATE INDEX ix_request_stats_model ON request_stats (model);
+CREATE TABLE channel_stats (id INTEGER PRIMARY KEY, request_id TEXT, provider TEXT, model TEXT,
+  api_key TEXT, success BOOLEAN, timestamp TIMESTAMP);
+CREATE INDEX ix_channel_stats_timestamp ON channel_stats (timestamp);
+INSERT INTO request_stats (request_id, endpoint, model, api_key) VALUES ('old-1', 'POST /v1/chat/completions',
+  'gpt-4o', 'sk-legacy');
+INSERT INTO channel_stats (request_id, provider, model, success) VALUES ('old-1', 'openai', 'gpt-4o', true);
+"""
+
+
+async def test_uni_api_tables_are_kept_aside(make_store: StoreFactory, db_target: DbTarget, backend: str) -> None:
+    """A database uni-api wrote to (same default path and DB_* variables) keeps its history."""
+    legacy = _LEGACY.replace("INTEGER PRIMARY KEY", "SERIAL PRIMARY KEY") if backend == "postgres" else _LEGACY
+    engine = create_engine(db_target.url, db_target.engine_options)
+    try:
+        async with engine.begin() as conn:
+            for statement in filter(str.strip, legacy.split(";")):
+                await conn.exec_driver_sql(statement)
+    finally:
+        await engine.dispose()
+    store = make_store()
+    await store.open()
+    try:
+        async with store.engine.connect() as conn:
+            tables = await conn.run_sync(_tables)
+            assert {"uni_api_request_stats", "uni_api_channel_stats", "request_stats", "channel_stats"} <= tables
+            old = (await conn.exec_driver_sql("SELECT request_id, api_key FROM uni_api_request_stats")).all()
+            assert [tuple(r) for r in old] == [("old-1", "sk-legacy")]
+            assert (await conn.exec_driver_sql("SELECT count(*) FROM uni_api_channel_stats")).scalar() == 1
+            assert await conn.run_sync(_diff) == []
+        await store.write([record("new-1")])
+        assert [r["request_id"] for r in await store.requests()] == ["new-1"]
+    finally:
+        await store.close()
+
+
+def test_offline_sql_generation() -> None:
+    """``alembic upgrade --sql`` equivalent, for operators who apply DDL by hand."""
+    out = io.StringIO()
+    config = alembic_config()
+    config.output_buffer = out
+    config.set_main_option("sqlalchemy.url", "postgresql://")
+    command.upgrade(config, "head", sql=True)
+    sql = out.getvalue()
+    assert "CREATE TABLE request_stats" in sql and "CREATE TABLE channel_stats" in sql
+    assert "CREATE UNIQUE INDEX ug_request_stats_request_id" in sql
+    assert "unigate_alembic_version" in sql

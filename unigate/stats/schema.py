@@ -1,0 +1,125 @@
+"""The statistics tables (SQLAlchemy 2 declarative), portable between SQLite and PostgreSQL.
+
+- ``request_stats``: one row per client request (every :class:`~unigate.stats.records.RequestRecord`
+  field except ``attempts``, plus ``attempt_count`` and ``total_tokens``).
+- ``channel_stats``: one row per upstream attempt, ``attempt`` numbering them from 0 within a
+  request. uni-api's ``/v1/stats`` success rates are computed from it.
+
+Portability rules: strings are ``TEXT`` (no length limits); times are stored in UTC
+(:class:`UTCDateTime`: ``timestamptz`` on PostgreSQL, naive UTC text on SQLite) and always read
+back timezone-aware; integer keys are ``BIGINT`` on PostgreSQL and ``INTEGER`` (the rowid) on
+SQLite. Index names start with ``ug_`` so they never collide with the indexes of uni-api's own
+tables of the same names (see the initial migration).
+
+This module is the model the queries use; the DDL itself lives in the alembic migrations, and a
+test checks that both agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, Boolean, DateTime, Dialect, Float, Index, Integer, MetaData, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+__all__ = ["VERSION_TABLE", "Base", "ChannelStat", "RequestStat", "UTCDateTime", "metadata"]
+
+VERSION_TABLE = "unigate_alembic_version"
+"""Alembic's bookkeeping table; not ``alembic_version`` so a database shared with another
+alembic-managed application is never confused."""
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A point in time stored as UTC. Binds aware or naive (naive = UTC) datetimes; results are
+    always aware UTC datetimes, on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData()
+
+
+metadata = Base.metadata
+
+
+class RequestStat(Base):
+    """One client request. See :class:`~unigate.stats.records.RequestRecord` for field meanings."""
+
+    __tablename__ = "request_stats"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(Text, nullable=False)
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    endpoint: Mapped[str] = mapped_column(Text, nullable=False)
+    client_key: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(Text)
+    channel: Mapped[str | None] = mapped_column(Text)
+    upstream_model: Mapped[str | None] = mapped_column(Text)
+    upstream_key: Mapped[str | None] = mapped_column(Text)
+    attempt_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[int] = mapped_column(Integer, nullable=False)
+    success: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    error_class: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    latency_ms: Mapped[float] = mapped_column(Float, nullable=False)
+    ttft_ms: Mapped[float | None] = mapped_column(Float)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    cached_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    reasoning_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    total_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    tokens_estimated: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    cost: Mapped[float] = mapped_column(Float, nullable=False)
+    stream: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    moderation_ms: Mapped[float | None] = mapped_column(Float)
+    content: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ug_request_stats_request_id", "request_id", unique=True),
+        Index("ug_request_stats_timestamp", "timestamp"),
+        Index("ug_request_stats_client_key", "client_key", "timestamp"),
+        Index("ug_request_stats_model", "model", "timestamp"),
+        Index("ug_request_stats_channel", "channel", "timestamp"),
+    )
+
+
+class ChannelStat(Base):
+    """One upstream attempt. ``model`` is the requested alias (as in uni-api), ``upstream_model``
+    the name sent upstream; ``success`` is ``outcome == "ok"``."""
+
+    __tablename__ = "channel_stats"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(Text, nullable=False)
+    attempt: Mapped[int] = mapped_column(Integer, nullable=False)
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    channel: Mapped[str] = mapped_column(Text, nullable=False)
+    model: Mapped[str | None] = mapped_column(Text)
+    upstream_model: Mapped[str] = mapped_column(Text, nullable=False)
+    key_fingerprint: Mapped[str | None] = mapped_column(Text)
+    success: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    status: Mapped[int] = mapped_column(Integer, nullable=False)
+    outcome: Mapped[str] = mapped_column(Text, nullable=False)
+    latency_ms: Mapped[float] = mapped_column(Float, nullable=False)
+
+    __table_args__ = (
+        Index("ug_channel_stats_request_id", "request_id", "attempt", unique=True),
+        Index("ug_channel_stats_timestamp", "timestamp"),
+        Index("ug_channel_stats_channel", "channel", "timestamp"),
+    )

@@ -1,0 +1,270 @@
+"""Batched, background writes of request records: the request path never waits on the database.
+
+Contract:
+
+- :meth:`StatsWriter.submit` is synchronous, O(1), never blocks and never raises; call it from the
+  event loop's thread. It returns whether the record was queued.
+- The queue is bounded (``max_queue``, default 10 000 records, counting a batch being written).
+  When full, the **oldest** queued record is dropped to make room and counted in ``dropped``.
+- A background task (:meth:`start`) writes batches of up to ``batch_size`` records: when the queue
+  reaches ``batch_size`` (it is woken at once) or every ``flush_interval`` seconds.
+- A batch that fails for a database reason (outage, lock, timeout) goes back to the front of the
+  queue, in order, and is retried with exponential backoff (``retry_initial`` doubling up to
+  ``retry_max`` seconds). So no queued record is lost while the database is down and the queue
+  has room. A batch that fails because of its data (see
+  :func:`~unigate.stats.store.is_permanent_error`) is retried one record at a time; records that
+  still fail are dropped and counted in ``rejected``.
+- ``last_error`` is the newest failure, described without secrets, SQL or record contents;
+  ``healthy`` is false from a failed write until the next successful one. :meth:`snapshot`
+  gathers the counters for ``/metrics`` and ``/healthz``.
+- :meth:`flush` writes everything queued when it is called (tests, admin); :meth:`stop` flushes
+  within a deadline and stops the task (call it on SIGTERM / lifespan shutdown); records submitted
+  after ``stop`` are dropped and counted; anything but a :class:`RequestRecord` is refused and
+  counted in ``rejected``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from unigate.stats.records import RequestRecord
+from unigate.stats.store import describe_error, is_permanent_error
+
+__all__ = ["RecordSink", "StatsWriter"]
+
+_log = logging.getLogger("unigate.stats")
+
+
+class RecordSink(Protocol):
+    """Where batches go (a :class:`~unigate.stats.store.StatsStore`)."""
+
+    @property
+    def secrets(self) -> tuple[str, ...]: ...
+
+    async def write(self, records: Sequence[RequestRecord]) -> None: ...
+
+
+class StatsWriter:
+    """The bounded queue and its background drain task; see the module docstring."""
+
+    def __init__(
+        self,
+        sink: RecordSink,
+        *,
+        max_queue: int = 10_000,
+        batch_size: int = 500,
+        flush_interval: float = 1.0,
+        retry_initial: float = 0.5,
+        retry_max: float = 30.0,
+        write_timeout: float = 30.0,
+        permanent: Callable[[BaseException], bool] = is_permanent_error,
+    ) -> None:
+        if max_queue < 1 or batch_size < 1:
+            raise ValueError("max_queue and batch_size must be at least 1")
+        self._sink = sink
+        self._max_queue = max_queue
+        self._batch_size = batch_size
+        self._interval = flush_interval
+        self._retry_initial = retry_initial
+        self._retry_max = retry_max
+        self._write_timeout = write_timeout
+        self._permanent = permanent
+        self._queue: deque[RequestRecord] = deque()
+        self._inflight: list[RequestRecord] = []
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._stop_event = asyncio.Event()
+        self._progress = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._overflowing = False
+        self._streak = 0
+        self.submitted = 0
+        self.written = 0
+        self.dropped = 0
+        self.rejected = 0
+        self.failures = 0
+        self.last_error: str | None = None
+
+    @property
+    def queued(self) -> int:
+        """Records accepted and not yet written (including a batch being written)."""
+        return len(self._queue) + len(self._inflight)
+
+    @property
+    def healthy(self) -> bool:
+        return self._streak == 0
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counters and gauges for ``/metrics`` and ``/healthz`` (JSON-ready)."""
+        return {
+            "queued": self.queued,
+            "max_queue": self._max_queue,
+            "submitted": self.submitted,
+            "written": self.written,
+            "dropped": self.dropped,
+            "rejected": self.rejected,
+            "failures": self.failures,
+            "healthy": self.healthy,
+            "last_error": self.last_error,
+        }
+
+    def submit(self, record: RequestRecord) -> bool:
+        """Queue ``record`` for writing; see the module docstring. Never raises."""
+        try:
+            self.submitted += 1
+            if not isinstance(record, RequestRecord):
+                self.rejected += 1
+                return False
+            if self._closed:
+                self.dropped += 1
+                return False
+            if self.queued >= self._max_queue:
+                self.dropped += 1
+                if not self._overflowing:
+                    self._overflowing = True
+                    _log.warning("statistics queue full (%d records): dropping the oldest", self._max_queue)
+                if not self._queue:  # everything held is being written: nothing older to drop
+                    return False
+                self._queue.popleft()
+            self._queue.append(record)
+            if len(self._queue) >= self._batch_size:
+                self._wake.set()
+            return True
+        except Exception:  # the request path must never fail because of statistics
+            return False
+
+    def start(self) -> None:
+        """Start the background task (idempotent; needs a running event loop)."""
+        if self._task is None and not self._closed:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="unigate-stats-writer")
+
+    async def flush(self) -> bool:
+        """Write everything queued now; True when all of it was stored (or rejected as bad data)."""
+        return await self._drain(whole_queue=False)
+
+    async def wait_drained(self, timeout: float) -> bool:
+        """Wait (without polling) until the queue is empty; False if ``timeout`` passes first."""
+
+        async def empty() -> None:
+            async with self._progress:
+                await self._progress.wait_for(lambda: self.queued == 0)
+
+        try:
+            await asyncio.wait_for(empty(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def stop(self, timeout: float = 10.0) -> bool:
+        """Stop accepting records, stop the task, and write what is queued, retrying with backoff
+        until ``timeout`` seconds have passed. True when nothing is left unwritten; otherwise the
+        loss is logged (and ``queued`` says how much)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self._closed = True
+        self._stop_event.set()
+        self._wake.set()
+        task, self._task = self._task, None
+        if task is not None:
+            await asyncio.wait({task}, timeout=max(0.0, deadline - loop.time()))
+            if not task.done():
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        pause = self._retry_initial
+        while self.queued and loop.time() < deadline:  # retry until the deadline: a blip may pass
+            try:
+                if await asyncio.wait_for(self._drain(whole_queue=True), deadline - loop.time()):
+                    break
+            except TimeoutError:
+                break
+            await asyncio.sleep(max(0.0, min(pause, deadline - loop.time())))
+            pause = min(self._retry_max, pause * 2)
+        ok = self.queued == 0
+        if not ok:
+            _log.error("statistics: %d records could not be written before exit (%s)", self.queued, self.last_error)
+        return ok
+
+    async def _run(self) -> None:
+        delay = 0.0
+        while not self._closed:
+            if delay:
+                await _wait(self._stop_event, delay)
+            else:
+                await _wait(self._wake, self._interval)
+            self._wake.clear()
+            if self._closed:
+                return
+            try:
+                ok = await self._drain(whole_queue=True)
+            except Exception:  # a bug here must not end statistics for the life of the process
+                _log.exception("statistics writer: unexpected error")
+                ok = False
+            delay = 0.0 if ok else min(self._retry_max, self._retry_initial * 2 ** max(0, self._streak - 1))
+
+    async def _drain(self, *, whole_queue: bool) -> bool:
+        async with self._lock:
+            remaining = len(self._queue)
+            while self._queue and (whole_queue or remaining > 0):
+                size = min(self._batch_size, len(self._queue), len(self._queue) if whole_queue else remaining)
+                batch = [self._queue.popleft() for _ in range(size)]
+                remaining -= size
+                self._inflight = batch
+                left: Sequence[RequestRecord] = batch
+                try:
+                    left = await self._write(batch)
+                finally:
+                    self._inflight = []
+                    self._queue.extendleft(reversed(left))
+                    async with self._progress:
+                        self._progress.notify_all()
+                if left:
+                    return False
+            return True
+
+    async def _write(self, batch: list[RequestRecord]) -> Sequence[RequestRecord]:
+        """Store ``batch``; returns the records still to be written (empty on success)."""
+        try:
+            await asyncio.wait_for(self._sink.write(batch), self._write_timeout)
+        except Exception as exc:
+            if not self._permanent(exc):
+                self._failed(exc)
+                return batch
+            if len(batch) == 1:
+                self.rejected += 1
+                _log.error("statistics: dropping a record the database rejects: %s", self._describe(exc))
+                self._succeeded(0)
+                return ()
+            for index, record in enumerate(batch):
+                if await self._write([record]):
+                    return batch[index:]
+            return ()
+        self._succeeded(len(batch))
+        return ()
+
+    def _describe(self, exc: BaseException) -> str:
+        return describe_error(exc, self._sink.secrets)
+
+    def _failed(self, exc: BaseException) -> None:
+        self.failures += 1
+        self._streak += 1
+        self.last_error = self._describe(exc)
+        if self._streak == 1:
+            _log.warning("statistics database write failed, keeping records queued: %s", self.last_error)
+
+    def _succeeded(self, count: int) -> None:
+        self.written += count
+        if self._streak:
+            _log.info("statistics database writes recovered after %d failed attempts", self._streak)
+        self._streak = 0
+        self._overflowing = False
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)
