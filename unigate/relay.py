@@ -328,28 +328,31 @@ class Relay:
         held: list[bytes],
         deadline_at: float,
     ) -> AsyncIterator[bytes]:
-        """The committed part of a stream: never retried; failures end it with an error event."""
+        """The committed part of a stream: never retried; failures end it with an error event.
+
+        The frames completed by one upstream read go to the client as one write (one ASGI
+        message), not one write per SSE event; frames already produced when an error is
+        raised are sent before the error event."""
         loop = asyncio.get_running_loop()
+        pending: list[bytes] = held
         try:
-            for frame in held:
-                yield frame
             if state.done:
+                yield b"".join(pending)
                 return
             try:
                 async for chunk in chunks:
-                    frames: list[bytes] = []
                     for event in framer.feed(chunk):
-                        frames.extend(state.relay(event))
-                    for frame in frames:
-                        yield frame
+                        pending.extend(state.relay(event))
+                    if pending:
+                        out, pending = b"".join(pending), []
+                        yield out
                     if state.done:
                         return
                     if loop.time() > deadline_at:
                         raise UpstreamTimeout(f"The stream exceeded the gateway's deadline of {self.deadline:g} s.")
-                for frame in state.relay_close(framer):
-                    yield frame
+                pending.extend(state.relay_close(framer))
+                yield b"".join(pending)
             except UpstreamError as err:
-                for frame in error_frames(err):
-                    yield frame
+                yield b"".join([*pending, *error_frames(err)])
         finally:
             resp.close()
