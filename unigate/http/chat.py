@@ -5,8 +5,8 @@ Validation here is the light check the fast path needs (object body, ``model``, 
 when a route translates, and the upstream's own 400 (passed through) when it does not.
 
 A client that disconnects cancels the upstream request at once: for streams Starlette cancels
-the response task; for plain requests ``until_disconnected`` races the relay against the
-ASGI ``http.disconnect`` message.
+the response (``SSEResponse``); for plain requests ``until_disconnected`` cancels the relay when
+the ASGI ``http.disconnect`` message arrives (http/disconnect.py).
 """
 
 from __future__ import annotations
@@ -15,15 +15,16 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from unigate.config.compile import ClientKey
 from unigate.errors import BadRequest, UnigateError
+from unigate.http.disconnect import ClientDisconnected, SSEResponse, until_disconnected
 from unigate.http.responses import JSONBytes, error_response, read_json_object
 from unigate.http.state import Gateway
 from unigate.relay import ChatCall, Complete, Served
@@ -36,34 +37,6 @@ MAX_MODEL_NAME = 256
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 KEEPALIVE_FRAME = b": keepalive\n\n"
 access_log = logging.getLogger("unigate.access")
-
-
-class ClientDisconnected(Exception):
-    """The client went away before the answer was ready."""
-
-
-async def until_disconnected(request: Request, work: Awaitable[T]) -> T:
-    """Run ``work``; cancel it if the client disconnects first (raises ClientDisconnected)."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_wait_disconnect(request))
-    try:
-        done, _ = await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        task.cancel()
-        watcher.cancel()
-        raise
-    if task in done:
-        watcher.cancel()
-        return task.result()
-    task.cancel()
-    raise ClientDisconnected()
-
-
-async def _wait_disconnect(request: Request) -> None:
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            return
 
 
 def validate_chat(body: dict[str, Any]) -> tuple[str, bool]:
@@ -160,8 +133,8 @@ async def chat_completions(request: Request) -> Response:
         if stream and plan.keepalive is not None:
             headers = {"x-request-id": request_id, **SSE_HEADERS}
             frames = with_keepalive(gateway, call, plan, plan.keepalive, started)
-            return StreamingResponse(frames, media_type="text/event-stream", headers=headers)
-        result = await until_disconnected(request, gateway.relay.chat(call, plan))
+            return SSEResponse(frames, headers)
+        result = await until_disconnected(request.receive, gateway.relay.chat(call, plan))
     except UnigateError as err:
         log_request(request_id, key, model, None, err.http_status(), started)
         return error_response(err, {"x-request-id": request_id})
@@ -173,4 +146,4 @@ async def chat_completions(request: Request) -> Response:
     if isinstance(result, Complete):
         return JSONBytes(result.body, headers=headers)
     headers.update(SSE_HEADERS)
-    return StreamingResponse(result.frames, media_type="text/event-stream", headers=headers)
+    return SSEResponse(result.frames, headers)
