@@ -52,6 +52,7 @@ def serve(config: str | None, host: str, port: int | None, workers: int, log_lev
         "access_log": False,
         "log_level": log_level,
         "lifespan": "on",
+        "proxy_headers": False,
     }
     if workers > 1:
         os.environ[CONFIG_ENV] = source

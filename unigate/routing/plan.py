@@ -20,6 +20,7 @@ from unigate.routing.retry import Action
 from unigate.routing.schedule import KeyRing, Scheduler
 
 MAX_ATTEMPTS = 10
+CANDIDATE_CACHE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,23 +100,42 @@ class Planner:
         self.health = health or Health(clock)
         self.scheduler = Scheduler(self.rng)
         self._rings = {c.name: KeyRing(c.keys, c.key_schedule, self.rng) for c in runtime.channels}
+        self._candidates: dict[tuple[str, str], list[Candidate]] = {}
+        self._timings: dict[tuple[str, str, str], tuple[float, float | None]] = {}
 
     def plan(self, key: ClientKey, model: str) -> Plan:
         """The attempts for one request, best first. Raises NotFound / PermissionDenied."""
-        runtime = self.runtime
-        found = candidates_for(runtime, key, model)
-        ordered = self.scheduler.order(key.scheduling, (key.id, model), found)
+        found = self._candidates.get((key.id, model))
+        if found is None:
+            found = self._remember((key.id, model), candidates_for(self.runtime, key, model))
+        ordered = self.scheduler.order(key.scheduling, (key.id, model), found) if len(found) > 1 else found
         health = self.health
         usable = [c for c in ordered if health.channel_available(c.channel.name, c.upstream_model)]
         if not usable:
             usable = [min(ordered, key=lambda c: health.channel_until(c.channel.name, c.upstream_model))]
-        attempts = tuple(
-            Attempt(c, resolve_timeout(runtime, c.channel, c.alias, c.upstream_model)) for c in usable
-        )
+        attempts = tuple(Attempt(c, self._timing(c)[0]) for c in usable)
         pairs = sum(max(1, len(a.channel.keys)) for a in attempts)
-        first = attempts[0].candidate
-        keepalive = resolve_keepalive(runtime, first.channel, first.alias, first.upstream_model)
-        return Plan(attempts, attempt_budget(key, pairs), keepalive)
+        return Plan(attempts, attempt_budget(key, pairs), self._timing(attempts[0].candidate)[1])
+
+    def _remember(self, scope: tuple[str, str], found: list[Candidate]) -> list[Candidate]:
+        """Candidates are a pure function of the Runtime: computed once per (key, model). The
+        cache is bounded (request-side wildcards could name many models)."""
+        if len(self._candidates) < CANDIDATE_CACHE:
+            self._candidates[scope] = found
+        return found
+
+    def _timing(self, c: Candidate) -> tuple[float, float | None]:
+        """(timeout, keepalive) of a candidate, resolved once per (channel, alias, upstream)."""
+        scope = (c.channel.name, c.alias, c.upstream_model)
+        timing = self._timings.get(scope)
+        if timing is None:
+            runtime = self.runtime
+            timing = (
+                resolve_timeout(runtime, c.channel, c.alias, c.upstream_model),
+                resolve_keepalive(runtime, c.channel, c.alias, c.upstream_model),
+            )
+            self._timings[scope] = timing
+        return timing
 
     def pick_key(self, channel: Channel, exclude: frozenset[str] = frozenset()) -> tuple[bool, str | None]:
         """(usable, key) for the next attempt on ``channel``. A channel without keys is usable
