@@ -26,20 +26,25 @@ from unigate.auth.keys import KeyStore
 from unigate.config.compile import compile_channel, compile_runtime, engine_for, openai_root
 from unigate.config.load import LoadedConfig, load_source
 from unigate.errors import MethodNotAllowed, NotFound, UnigateError
+from unigate.http import admin
 from unigate.http.chat import chat_completions
 from unigate.http.models import list_models
+from unigate.http.recording import Recorder
 from unigate.http.responses import error_response, internal_error_response, json_response
 from unigate.http.state import Gateway
 from unigate.providers import openai as openai_host
 from unigate.providers.registry import build_providers
 from unigate.relay import Relay
 from unigate.routing.plan import Planner
+from unigate.stats.store import StatsStore, database_url
+from unigate.stats.writer import StatsWriter
 from unigate.upstream import Timeouts, Upstream
 
 log = logging.getLogger("unigate")
 
 CONFIG_ENV = "UNIGATE_CONFIG_SOURCE"
 DISCOVERY_TIMEOUT = 10.0
+STATS_FLUSH_TIMEOUT = 10.0
 
 
 async def discover_models(loaded: LoadedConfig, upstream: Upstream) -> dict[str, tuple[str, ...]]:
@@ -110,6 +115,24 @@ class HotPath:
 HOT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
 
 
+async def open_stats(env: Mapping[str, str]) -> tuple[StatsStore | None, StatsWriter | None]:
+    """The statistics store and its background writer, unless ``DISABLE_DATABASE=true``.
+    The store opens (and migrates) lazily: a database that is down at start-up only delays
+    the writes, it never stops the gateway."""
+    url = database_url(env)
+    if url is None:
+        return None, None
+    store = StatsStore(url)
+    writer = StatsWriter(
+        store,
+        max_queue=int(env.get("UNIGATE_STATS_QUEUE", "10000")),
+        flush_interval=float(env.get("UNIGATE_STATS_FLUSH_INTERVAL", "1.0")),
+    )
+    writer.start()
+    log.info("statistics: %s", store.display_url)
+    return store, writer
+
+
 def create_app(
     loaded: LoadedConfig,
     *,
@@ -130,9 +153,17 @@ def create_app(
             planner = Planner(runtime, clock=clock or time.monotonic)
             providers = build_providers(upstream.post, clock=time.time, env=env)
             relay = Relay(planner, upstream, error_triggers=runtime.error_triggers, providers=providers)
-            app.state.gateway = Gateway(runtime, KeyStore(runtime.keys), relay)
-            yield
-            await relay.images.close()
+            store, writer = await open_stats(env)
+            recorder = Recorder(sink=writer)
+            app.state.gateway = Gateway(runtime, KeyStore(runtime.keys), relay, recorder, store, writer)
+            try:
+                yield
+            finally:
+                await relay.images.close()
+                if writer is not None:
+                    await writer.stop(STATS_FLUSH_TIMEOUT)
+                if store is not None:
+                    await store.close()
         finally:
             await upstream.close()
 
@@ -156,6 +187,10 @@ def create_app(
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
+        Route("/v1/stats", admin.stats, methods=["GET"]),
+        Route("/v1/stats/requests", admin.stats_requests, methods=["GET"]),
+        Route("/v1/stats/timeseries", admin.stats_timeseries, methods=["GET"]),
+        Route("/v1/stats/health", admin.health, methods=["GET"]),
         Route("/healthz", health, methods=["GET"]),
     ]
     return HotPath(

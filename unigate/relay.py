@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from unigate.config.compile import ClientKey
+from unigate.config.compile import ClientKey, fingerprint
 from unigate.dialects import openai_chat
 from unigate.dialects.base import DialectOptions, UpstreamDialect
 from unigate.dialects.sse import SSEFramer
@@ -42,7 +42,7 @@ from unigate.errors import (
     UpstreamTimeout,
     redact,
 )
-from unigate.ir import ChatRequest
+from unigate.ir import ChatRequest, Usage
 from unigate.providers.base import Provider
 from unigate.providers.registry import PROVIDERS, provider_for
 from unigate.relay_body import apply_overrides, inline_images, upstream_body
@@ -65,6 +65,7 @@ class ChatCall:
     model: str
     stream: bool
     request_id: str
+    served: Served = field(default_factory=lambda: Served())
     _ir: ChatRequest | None = None
     _inlined: dict[str, Any] | None = None
 
@@ -85,10 +86,14 @@ class ChatCall:
 
 @dataclass(slots=True)
 class AttemptLog:
+    """One attempt as the statistics see it: the key only as a fingerprint."""
+
     channel: str
     upstream_model: str
     outcome: str
     status: int = 0
+    key_fingerprint: str | None = None
+    latency_ms: float = 0.0
 
 
 @dataclass(slots=True)
@@ -97,10 +102,29 @@ class Served:
 
     channel: str = ""
     upstream_model: str = ""
+    upstream_key: str | None = None
     attempts: list[AttemptLog] = field(default_factory=list)
+    usage: Usage | None = None
+    stream: PassThroughStream | TranslatedStream | None = None
+    stream_error: UpstreamError | None = None
 
-    def log(self, attempt: Attempt, outcome: str, status: int) -> None:
-        self.attempts.append(AttemptLog(attempt.channel.name, attempt.candidate.upstream_model, outcome, status))
+    def log(self, attempt: Attempt, outcome: str, status: int, api_key: str | None, started: float) -> None:
+        self.attempts.append(
+            AttemptLog(
+                attempt.channel.name,
+                attempt.candidate.upstream_model,
+                outcome,
+                status,
+                fingerprint(api_key) if api_key else None,
+                round((time.perf_counter() - started) * 1000, 3),
+            )
+        )
+
+    def final_usage(self) -> Usage | None:
+        """The usage the provider reported (non-stream, or a stream's usage chunk/event)."""
+        if self.stream is not None and self.stream.usage is not None:
+            return self.stream.usage
+        return self.usage
 
 
 @dataclass(slots=True)
@@ -158,7 +182,7 @@ class Relay:
         """Run the attempts of ``plan`` (made here when not given) until one succeeds."""
         if plan is None:
             plan = self.plan(call)
-        served = Served()
+        served = call.served
         deadline_at = asyncio.get_running_loop().time() + self.deadline
         last: UpstreamError | None = None
         budget = plan.budget
@@ -174,11 +198,12 @@ class Relay:
                         budget -= 1
                         if api_key is not None:
                             tried.add(api_key)
+                        started = time.perf_counter()
                         try:
                             result = await self._attempt(call, attempt, api_key, served, deadline_at)
                         except UpstreamError as err:
                             action = decide(err)
-                            served.log(attempt, type(err).__name__, err.upstream_status)
+                            served.log(attempt, type(err).__name__, err.upstream_status, api_key, started)
                             planner.record_failure(attempt, api_key, action, err.retry_after)
                             if not action.retry:
                                 raise
@@ -187,9 +212,10 @@ class Relay:
                                 break
                             continue
                         planner.record_success(attempt)
-                        served.log(attempt, "ok", 200)
+                        served.log(attempt, "ok", 200, api_key, started)
                         served.channel = attempt.channel.name
                         served.upstream_model = attempt.candidate.upstream_model
+                        served.upstream_key = served.attempts[-1].key_fingerprint
                         return result
                     if budget <= 0:
                         break
@@ -258,14 +284,15 @@ class Relay:
                         include_usage=call.ir().include_usage,
                     )
                     state = TranslatedStream(dialect.stream_decoder(options), encoder, self.error_triggers)
+                served.stream = state
                 return await self._open_stream(resp, state, served, deadline_at)
             if call.stream:
                 raise UpstreamProtocolError("upstream answered a streaming request without a stream")
             raw = await resp.read()
             resp.close()
             if passthrough:
-                return Complete(self._passthrough_json(raw, resp, candidate.alias), served)
-            return Complete(self._translated_json(raw, dialect, options), served)
+                return Complete(self._passthrough_json(raw, resp, candidate.alias, served), served)
+            return Complete(self._translated_json(raw, dialect, options, served), served)
         except UpstreamError as err:
             resp.close()
             err.message = redact(err.message, secrets)
@@ -274,7 +301,7 @@ class Relay:
             resp.close()
             raise
 
-    def _passthrough_json(self, raw: bytes, resp: UpstreamResponse, alias: str) -> bytes:
+    def _passthrough_json(self, raw: bytes, resp: UpstreamResponse, alias: str, served: Served) -> bytes:
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -284,12 +311,16 @@ class Relay:
                 raise openai_chat.DIALECT.decode_error(200, resp.headers, raw)
             raise UpstreamProtocolError("upstream returned JSON without choices")
         self._check_triggers(raw)
+        served.usage = openai_chat.decode_usage(data.get("usage"))
         data["model"] = alias
         return orjson.dumps(data)
 
-    def _translated_json(self, raw: bytes, dialect: UpstreamDialect, options: DialectOptions) -> bytes:
+    def _translated_json(
+        self, raw: bytes, dialect: UpstreamDialect, options: DialectOptions, served: Served
+    ) -> bytes:
         self._check_triggers(raw)
         answer = dialect.decode_response(raw, options)
+        served.usage = answer.usage
         answer = replace(answer, id=answer.id or new_completion_id(), created=answer.created or int(time.time()),
                          model=options.client_model)
         return orjson.dumps(openai_chat.encode_response(answer))
@@ -317,7 +348,7 @@ class Relay:
             held.extend(state.relay_close(framer))
         if not state.committed:
             raise UpstreamProtocolError("upstream stream ended before any content")
-        return Streaming(self._rest(resp, chunks, framer, state, held, deadline_at), served)
+        return Streaming(self._rest(resp, chunks, framer, state, held, deadline_at, served), served)
 
     async def _rest(
         self,
@@ -327,6 +358,7 @@ class Relay:
         state: PassThroughStream | TranslatedStream,
         held: list[bytes],
         deadline_at: float,
+        served: Served,
     ) -> AsyncIterator[bytes]:
         """The committed part of a stream: never retried; failures end it with an error event.
 
@@ -353,6 +385,7 @@ class Relay:
                 pending.extend(state.relay_close(framer))
                 yield b"".join(pending)
             except UpstreamError as err:
+                served.stream_error = err
                 yield b"".join([*pending, *error_frames(err)])
         finally:
             resp.close()

@@ -18,7 +18,8 @@ from unigate.dialects import openai_chat
 from unigate.dialects.base import StreamDecoder
 from unigate.dialects.sse import SSEEvent, SSEFramer
 from unigate.errors import UnigateError, UpstreamProtocolError
-from unigate.events import CONTENT_EVENTS, Event, Finish
+from unigate.events import CONTENT_EVENTS, Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, UsageEvent
+from unigate.ir import Usage
 
 DONE_FRAME = b"data: [DONE]\n\n"
 
@@ -47,21 +48,39 @@ def _is_content(chunk: Mapping[str, Any]) -> bool:
     return False
 
 
+def _collect_text(delta: Any, into: list[str]) -> None:
+    """Content, reasoning and tool-argument text of an OpenAI delta (for token estimates)."""
+    if not isinstance(delta, dict):
+        return
+    for key in ("content", "reasoning_content", "reasoning"):
+        value = delta.get(key)
+        if isinstance(value, str) and value:
+            into.append(value)
+    for call in delta.get("tool_calls") or ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+            into.append(function["arguments"])
+
+
 class PassThroughStream:
     """The pass-through stream's state machine.
 
     ``committed``: a content event has been produced (from then on frames go to the client as
     they come). ``done``: ``[DONE]`` was seen (or synthesised after a finish_reason at EOF).
-    ``finished``: some chunk carried a ``finish_reason``. Before commit, an event containing one
+    ``finished``: some chunk carried a ``finish_reason``. ``usage`` is the last usage chunk's
+    (when the upstream sent one) and ``text`` the content seen, for local token estimates when
+    it did not. Before commit, an event containing one
     of the configured ``error_triggers`` fails the attempt (uni-api's rule). In-band ``{"error": …}`` events raise a
     classified ``UpstreamError`` — before commit the relay retries, after it ``_rest`` ends the
     stream with an error event.
     """
 
-    __slots__ = ("alias", "committed", "done", "finished", "rewrite", "triggers", "upstream_model")
+    __slots__ = ("alias", "committed", "done", "finished", "rewrite", "text", "triggers", "upstream_model", "usage")
 
     def __init__(self, alias: str, upstream_model: str, triggers: tuple[str, ...] = ()) -> None:
         self.alias = alias
+        self.usage: Usage | None = None
+        self.text: list[str] = []
         self.triggers = triggers
         self.upstream_model = upstream_model
         self.rewrite = alias != upstream_model
@@ -90,10 +109,13 @@ class PassThroughStream:
             raise openai_chat.DIALECT.decode_error(200, {}, data.encode())
         if not self.committed and _is_content(chunk):
             self.committed = True
-        if not self.finished:
-            for choice in chunk.get("choices") or ():
-                if isinstance(choice, dict) and choice.get("finish_reason"):
+        for choice in chunk.get("choices") or ():
+            if isinstance(choice, dict):
+                if choice.get("finish_reason"):
                     self.finished = True
+                _collect_text(choice.get("delta"), self.text)
+        if chunk.get("usage"):
+            self.usage = openai_chat.decode_usage(chunk["usage"])
         if self.rewrite and "model" in chunk:
             chunk["model"] = self.alias
             return [b"data: " + orjson.dumps(chunk) + b"\n\n"]
@@ -123,9 +145,11 @@ class TranslatedStream:
     frame containing one of ``triggers`` fails the attempt, as in the pass-through stream.
     """
 
-    __slots__ = ("committed", "decoder", "done", "encoder", "triggers")
+    __slots__ = ("committed", "decoder", "done", "encoder", "text", "triggers", "usage")
 
     def __init__(self, decoder: StreamDecoder, encoder: openai_chat.StreamEncoder, triggers: tuple[str, ...]) -> None:
+        self.usage: Usage | None = None
+        self.text: list[str] = []
         self.decoder = decoder
         self.encoder = encoder
         self.triggers = triggers
@@ -155,5 +179,11 @@ class TranslatedStream:
         for ev in events:
             if not self.committed and isinstance(ev, (*CONTENT_EVENTS, Finish)):
                 self.committed = True
+            if isinstance(ev, UsageEvent):
+                self.usage = ev.usage
+            elif isinstance(ev, (TextDelta, ReasoningDelta)):
+                self.text.append(ev.text)
+            elif isinstance(ev, ToolCallDelta):
+                self.text.append(ev.arguments)
             frames.extend(self.encoder.feed(ev))
         return frames

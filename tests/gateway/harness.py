@@ -46,7 +46,8 @@ def run_gateway(
     clock: Callable[[], float] | None = None,
 ) -> Iterator[RunningGateway]:
     """Start unigate on ``config_text``; stop it (and wait) on exit."""
-    env = dict(env or {})
+    # Statistics are off unless a test asks for them (they would write ./data/stats.db).
+    env = {"DISABLE_DATABASE": "true", **(env or {})}
     loaded = load_text(config_text, source="test.yaml", env=env)
     app = create_app(loaded, env=env, clock=clock)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

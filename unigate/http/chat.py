@@ -14,17 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from unigate.config.compile import ClientKey
 from unigate.errors import BadRequest, UnigateError
 from unigate.http.disconnect import ClientDisconnected, SSEResponse, until_disconnected
+from unigate.http.recording import Pending
 from unigate.http.responses import JSONBytes, error_response, read_json_object
 from unigate.http.state import Gateway
 from unigate.relay import ChatCall, Complete, Served
@@ -68,27 +66,8 @@ def served_headers(served: Served, request_id: str) -> dict[str, str]:
     }
 
 
-def log_request(
-    request_id: str, key: ClientKey | None, model: str | None, served: Served | None, status: int, started: float
-) -> None:
-    """One JSON line per request (never a key: the client key appears as its label)."""
-    if not access_log.isEnabledFor(logging.INFO):
-        return
-    record: dict[str, Any] = {
-        "request_id": request_id,
-        "key": key.label if key else None,
-        "model": model,
-        "status": status,
-        "ms": round((time.perf_counter() - started) * 1000, 2),
-    }
-    if served is not None:
-        record["channel"] = served.channel or None
-        record["attempts"] = [f"{a.channel}:{a.outcome}" for a in served.attempts]
-    access_log.info("%s", orjson.dumps(record).decode())
-
-
 async def with_keepalive(
-    gateway: Gateway, call: ChatCall, plan: Plan, interval: float, started: float
+    gateway: Gateway, call: ChatCall, plan: Plan, interval: float, pending: Pending
 ) -> AsyncIterator[bytes]:
     """A stream whose headers go out at once: SSE comments every ``interval`` seconds until
     the relay commits, then the relayed frames. Attempts that fail meanwhile still fail over
@@ -103,47 +82,72 @@ async def with_keepalive(
         try:
             result = task.result()
         except UnigateError as err:
-            log_request(call.request_id, call.key, call.model, None, err.http_status(), started)
+            gateway.recorder.finish(pending, err.http_status(), call.served, err)
             for frame in error_frames(err):
                 yield frame
             return
-        log_request(call.request_id, call.key, call.model, result.served, 200, started)
         if isinstance(result, Complete):
+            gateway.recorder.finish(pending, 200, result.served)
             yield b"data: " + result.body + b"\n\n"
             return
-        async for frame in result.frames:
+        async for frame in recorded(result.frames, result.served, pending, gateway):
             yield frame
     finally:
         if not task.done():
             task.cancel()
 
 
+async def recorded(
+    frames: AsyncIterator[bytes], served: Served, pending: Pending, gateway: Gateway
+) -> AsyncIterator[bytes]:
+    """Pass a committed stream through, noting the time to first byte, and record it when it
+    ends — completed, ended by an in-band error, or cut by a client disconnect (499; the
+    tokens seen so far are still recorded, estimated when the provider sent no usage)."""
+    completed = False
+    try:
+        async for frame in frames:
+            if pending.ttft_ms is None:
+                pending.first_byte()
+            yield frame
+        completed = True
+    finally:
+        error = served.stream_error
+        status = 200 if completed else 499
+        if error is not None:
+            status = error.http_status()
+        gateway.recorder.finish(pending, status, served, error)
+        if not completed:
+            aclose = getattr(frames, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
 async def chat_completions(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
-    request_id = os.urandom(12).hex()
-    started = time.perf_counter()
-    key: ClientKey | None = None
-    model: str | None = None
+    pending = Pending(os.urandom(12).hex(), "POST /v1/chat/completions")
+    headers = {"x-request-id": pending.request_id}
+    call: ChatCall | None = None
     try:
-        key = gateway.keys.authenticate(request.headers)
+        pending.key = gateway.keys.authenticate(request.headers)
         body = await read_json_object(request)
+        pending.body = body
         model, stream = validate_chat(body)
-        call = ChatCall(key=key, body=body, model=model, stream=stream, request_id=request_id)
+        pending.model, pending.stream = model, stream
+        call = ChatCall(key=pending.key, body=body, model=model, stream=stream, request_id=pending.request_id)
         plan = gateway.relay.plan(call)
         if stream and plan.keepalive is not None:
-            headers = {"x-request-id": request_id, **SSE_HEADERS}
-            frames = with_keepalive(gateway, call, plan, plan.keepalive, started)
-            return SSEResponse(frames, headers)
+            headers.update(SSE_HEADERS)
+            return SSEResponse(with_keepalive(gateway, call, plan, plan.keepalive, pending), headers)
         result = await until_disconnected(request.receive, gateway.relay.chat(call, plan))
     except UnigateError as err:
-        log_request(request_id, key, model, None, err.http_status(), started)
-        return error_response(err, {"x-request-id": request_id})
+        gateway.recorder.finish(pending, err.http_status(), call.served if call else None, err)
+        return error_response(err, headers)
     except ClientDisconnected:
-        log_request(request_id, key, model, None, 499, started)
+        gateway.recorder.finish(pending, 499, call.served if call else None)
         return Response(status_code=499)
-    log_request(request_id, key, model, result.served, 200, started)
-    headers = served_headers(result.served, request_id)
+    headers.update(served_headers(result.served, pending.request_id))
     if isinstance(result, Complete):
+        gateway.recorder.finish(pending, 200, result.served)
         return JSONBytes(result.body, headers=headers)
     headers.update(SSE_HEADERS)
-    return SSEResponse(result.frames, headers)
+    return SSEResponse(recorded(result.frames, result.served, pending, gateway), headers)

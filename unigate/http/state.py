@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from unigate.auth.keys import KeyStore
 from unigate.config.compile import Runtime
+from unigate.http.recording import Recorder
 from unigate.relay import Relay
+from unigate.stats.store import StatsStore
+from unigate.stats.writer import StatsWriter
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,3 +17,6 @@ class Gateway:
     runtime: Runtime
     keys: KeyStore
     relay: Relay
+    recorder: Recorder = field(default_factory=Recorder)
+    store: StatsStore | None = None
+    writer: StatsWriter | None = None

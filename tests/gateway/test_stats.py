@@ -1,0 +1,218 @@
+"""Statistics end to end: the real gateway writing to a real SQLite file and a real PostgreSQL
+database, read back through the admin API and scanned for secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.fakes.openai_upstream import Fail, FakeOpenAI, Reply
+from tests.gateway.harness import RunningGateway, run_gateway
+from tests.stats.conftest import _CANDIDATES
+from tests.stats.secret_scan import assert_no_secret
+from unigate.stats.store import StatsStore
+
+ADMIN = "sk-admin-stats-canary-8d2f4a"
+USER = "sk-user-stats-canary-1c9e7b"
+UP_A = "sk-up-a-stats-canary-55aa01"
+UP_B = "sk-up-b-stats-canary-66bb02"
+
+
+def config(a: FakeOpenAI, b: FakeOpenAI) -> str:
+    return f"""
+providers:
+  - provider: alpha
+    base_url: {a.base_url}
+    api: {UP_A}
+    model: [gpt-4o]
+  - provider: beta
+    base_url: {b.base_url}
+    api: {UP_B}
+    model: [gpt-4o]
+api_keys:
+  - api: {ADMIN}
+    role: admin
+  - api: {USER}
+    role: team-a
+    model: [gpt-4o]
+preferences: {{cooldown_period: 0}}
+"""
+
+
+async def _sql(url: str, statement: str) -> None:
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql(statement)
+    finally:
+        await engine.dispose()
+
+
+def _postgres() -> str:
+    problems = []
+    for url in _CANDIDATES:
+        try:
+            asyncio.run(_sql(url, "SELECT 1"))
+            return url
+        except Exception as exc:
+            problems.append(f"{type(exc).__name__}: {exc}")
+    reason = "PostgreSQL is not reachable on 127.0.0.1:5432: " + "; ".join(problems)
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(reason + " (required when CI=true)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[dict[str, str], str]]:
+    """(gateway env, SQLAlchemy URL) of an empty database."""
+    if request.param == "sqlite":
+        path = tmp_path / "stats.db"
+        yield {"DISABLE_DATABASE": "false", "DB_PATH": str(path)}, f"sqlite+aiosqlite:///{path}"
+        return
+    base = _postgres()
+    name = f"unigate_e2e_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_sql(base, f'CREATE DATABASE "{name}"'))
+    url = base.rsplit("/", 1)[0] + "/" + name
+    try:
+        yield {"DISABLE_DATABASE": "false", "DATABASE_URL": url}, url
+    finally:
+        asyncio.run(_sql(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
+def records(gw: RunningGateway, n: int) -> list[dict[str, Any]]:
+    def fetch() -> list[dict[str, Any]] | None:
+        resp = httpx.get(gw.base_url + "/stats/requests", headers={"authorization": f"Bearer {ADMIN}"})
+        rows: list[dict[str, Any]] = resp.json()["data"]
+        return rows if len(rows) >= n else None
+
+    rows = wait_until(fetch)
+    assert rows is not None, f"fewer than {n} records were written"
+    return sorted(rows, key=lambda r: r["timestamp"])
+
+
+def test_records_for_success_retry_failure_and_stream(database: tuple[dict[str, str], str]) -> None:
+    env, url = database
+    with FakeOpenAI(api_key=UP_A) as a, FakeOpenAI(api_key=UP_B) as b, run_gateway(config(a, b), env=env) as gw:
+        user = gw.client(USER)
+        a.script(Reply(text="one", usage=(11, 3)))
+        user.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "q1"}])
+        a.script(Fail(500))
+        b.script(Reply(text="two", usage=(12, 4)))
+        user.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "q2"}])
+        a.script(Fail(400, message="bad temperature"))
+        with pytest.raises(openai.BadRequestError):
+            user.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "q3"}])
+        a.script(Reply(text="three four", usage=(13, 5)))
+        list(user.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "q4"}], stream=True,
+            stream_options={"include_usage": True},
+        ))
+        rows = records(gw, 4)
+        ok, retried, failed, streamed = rows[-4:]
+        assert (ok["status"], ok["success"], ok["channel"], ok["prompt_tokens"], ok["completion_tokens"]) == (
+            200, True, "alpha", 11, 3)
+        assert ok["client_key"] == "team-a" and ok["model"] == "gpt-4o" and not ok["tokens_estimated"]
+        assert [x["outcome"] for x in ok["attempts"]] == ["ok"]
+        assert ok["upstream_key"] and ok["upstream_key"].startswith("key-")
+        assert retried["channel"] == "beta" and retried["prompt_tokens"] == 12
+        assert [(x["channel"], x["outcome"], x["status"]) for x in retried["attempts"]] == [
+            ("alpha", "UpstreamUnavailable", 500), ("beta", "ok", 200)]
+        assert (failed["status"], failed["success"], failed["error_class"]) == (400, False, "UpstreamRequestError")
+        assert "bad temperature" in failed["error_message"]
+        assert streamed["stream"] and streamed["completion_tokens"] == 5 and streamed["ttft_ms"] is not None
+        assert streamed["latency_ms"] >= streamed["ttft_ms"]
+
+        summary = httpx.get(gw.base_url + "/stats?hours=1", headers={"authorization": f"Bearer {ADMIN}"}).json()
+        rates = {(r["provider"], r["model"]): r for r in summary["channel_model_success_rates"]}
+        assert rates[("beta", "gpt-4o")]["success_rate"] == 1.0
+        assert rates[("alpha", "gpt-4o")]["total_requests"] == 4
+        assert summary["usage"]["prompt_tokens"] == 11 + 12 + 13
+        forbidden = httpx.get(gw.base_url + "/stats", headers={"authorization": f"Bearer {USER}"})
+        assert forbidden.status_code == 403
+        assert httpx.get(gw.base_url + "/stats").status_code == 401
+        bad = httpx.get(gw.base_url + "/stats/requests?limit=abc", headers={"authorization": f"Bearer {ADMIN}"})
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "limit"
+
+    async def scan() -> None:
+        store = StatsStore(url)
+        await store.open()
+        try:
+            await assert_no_secret(store, [ADMIN, USER, UP_A, UP_B])
+        finally:
+            await store.close()
+
+    asyncio.run(scan())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_sigterm_flushes_queued_records(tmp_path: Path) -> None:
+    """Records still queued (flush interval of an hour) are all written on SIGTERM."""
+    db = tmp_path / "stats.db"
+    with FakeOpenAI(api_key=UP_A) as a, FakeOpenAI(api_key=UP_B) as b:
+        cfg = tmp_path / "api.yaml"
+        cfg.write_text(config(a, b))
+        port = _free_port()
+        env = {**os.environ, "DB_PATH": str(db), "UNIGATE_STATS_FLUSH_INTERVAL": "3600"}
+        env.pop("DISABLE_DATABASE", None)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "unigate", "serve", "--config", str(cfg), "--port", str(port),
+             "--host", "127.0.0.1", "--log-level", "warning"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            assert wait_until(lambda: _up(base)), "gateway did not start"
+            client = openai.OpenAI(base_url=base + "/v1", api_key=USER, max_retries=0)
+            for i in range(7):
+                client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": f"m{i}"}])
+            proc.send_signal(signal.SIGTERM)
+            # uvicorn shuts down gracefully, then re-raises the signal: -SIGTERM is a clean exit.
+            assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+    async def count() -> list[Any]:
+        store = StatsStore(f"sqlite+aiosqlite:///{db}")
+        try:
+            return await store.requests(100)
+        finally:
+            await store.close()
+
+    rows = asyncio.run(count())
+    assert len(rows) == 7 and all(r["status"] == 200 for r in rows)
+
+
+def _up(base: str) -> bool:
+    try:
+        return httpx.get(base + "/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -1,0 +1,165 @@
+"""One record per client request: built here, then fanned out to the statistics queue, the
+Prometheus metrics and the JSON access log.
+
+The request path only calls ``Recorder.finish`` (a few µs: build a frozen record, a
+``deque.append`` in the writer, counter increments, one log line) — it never waits on the
+database. Tokens come from the provider's usage; when there is none (a stream without a usage
+chunk, a client that disconnected) they are counted locally and the record is marked
+estimated. Nothing here ever sees a key: the client key appears as its label, upstream keys as
+fingerprints (relay.AttemptLog).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import orjson
+
+from unigate.config.compile import ClientKey
+from unigate.errors import UnigateError
+from unigate.ir import Usage
+from unigate.relay import Served
+from unigate.stats.records import AttemptRecord, RequestRecord
+
+access_log = logging.getLogger("unigate.access")
+
+CostFn = Callable[[str, str | None, Usage], float]
+"""cost(requested model, upstream model, usage) → USD."""
+EstimateFn = Callable[[Mapping[str, Any], list[str]], tuple[int, int]]
+"""estimate(request body, completion text pieces) → (prompt tokens, completion tokens)."""
+
+
+class Sink(Protocol):
+    def submit(self, record: RequestRecord) -> bool: ...
+
+
+class Observer(Protocol):
+    def observe(self, record: RequestRecord) -> None: ...
+
+
+def _no_cost(model: str, upstream: str | None, usage: Usage) -> float:
+    return 0.0
+
+
+def _no_estimate(body: Mapping[str, Any], pieces: list[str]) -> tuple[int, int]:
+    return 0, 0
+
+
+@dataclass(slots=True)
+class Pending:
+    """What is known about a request while it runs (the HTTP handler fills it in)."""
+
+    request_id: str
+    endpoint: str
+    started: float = field(default_factory=time.perf_counter)
+    arrived: datetime = field(default_factory=lambda: datetime.now(UTC))
+    key: ClientKey | None = None
+    model: str | None = None
+    body: Mapping[str, Any] | None = None
+    stream: bool = False
+    ttft_ms: float | None = None
+
+    def first_byte(self) -> None:
+        if self.ttft_ms is None:
+            self.ttft_ms = round((time.perf_counter() - self.started) * 1000, 3)
+
+
+class Recorder:
+    """Builds and distributes request records. ``sink`` is the statistics writer (None when
+    ``DISABLE_DATABASE``), ``observer`` the metrics."""
+
+    def __init__(
+        self,
+        *,
+        sink: Sink | None = None,
+        observer: Observer | None = None,
+        cost: CostFn = _no_cost,
+        estimate: EstimateFn = _no_estimate,
+    ) -> None:
+        self.sink = sink
+        self.observer = observer
+        self.cost = cost
+        self.estimate = estimate
+
+    def finish(
+        self,
+        pending: Pending,
+        status: int,
+        served: Served | None = None,
+        error: UnigateError | None = None,
+    ) -> RequestRecord:
+        usage, estimated = self._usage(pending, served)
+        model = pending.model
+        record = RequestRecord(
+            request_id=pending.request_id,
+            timestamp=pending.arrived,
+            endpoint=pending.endpoint,
+            client_key=pending.key.label if pending.key else None,
+            model=model,
+            status=status,
+            success=200 <= status < 300 and error is None,
+            latency_ms=round((time.perf_counter() - pending.started) * 1000, 3),
+            channel=(served.channel or (served.attempts[-1].channel if served.attempts else None))
+            if served
+            else None,
+            upstream_model=(served.upstream_model or None) if served else None,
+            upstream_key=served.upstream_key if served else None,
+            attempts=tuple(
+                AttemptRecord(
+                    channel=a.channel,
+                    upstream_model=a.upstream_model,
+                    key_fingerprint=a.key_fingerprint,
+                    outcome=a.outcome,
+                    status=a.status,
+                    latency_ms=a.latency_ms,
+                )
+                for a in (served.attempts if served else ())
+            ),
+            error_class=type(error).__name__ if error else None,
+            error_message=error.message if error else None,
+            ttft_ms=pending.ttft_ms,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cached_tokens=usage.cached_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            tokens_estimated=estimated,
+            cost=self.cost(model, served.upstream_model if served else None, usage) if model else 0.0,
+            stream=pending.stream,
+        )
+        if self.sink is not None:
+            self.sink.submit(record)
+        if self.observer is not None:
+            self.observer.observe(record)
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info("%s", orjson.dumps(_log_line(record)).decode())
+        return record
+
+    def _usage(self, pending: Pending, served: Served | None) -> tuple[Usage, bool]:
+        reported = served.final_usage() if served else None
+        if reported is not None:
+            return reported, False
+        if served is None or not served.channel or pending.body is None:
+            return Usage(), False  # nothing was served: nothing to estimate
+        pieces = served.stream.text if served.stream is not None else []
+        prompt, completion = self.estimate(pending.body, pieces)
+        return Usage(prompt_tokens=prompt, completion_tokens=completion, estimated=True), True
+
+
+def _log_line(record: RequestRecord) -> dict[str, Any]:
+    return {
+        "request_id": record.request_id,
+        "key": record.client_key,
+        "model": record.model,
+        "status": record.status,
+        "ms": record.latency_ms,
+        "ttft_ms": record.ttft_ms,
+        "channel": record.channel,
+        "attempts": [f"{a.channel}:{a.outcome}" for a in record.attempts],
+        "tokens": [record.prompt_tokens, record.completion_tokens],
+        "error": record.error_class,
+    }
