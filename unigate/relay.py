@@ -208,8 +208,8 @@ class Relay:
                             if not action.retry:
                                 raise
                             last = err
-                            if action.cool_key == "none":
-                                break
+                            if action.cool_key == "none" or api_key is None:
+                                break  # a channel-wide failure, or no other key to try here
                             continue
                         planner.record_success(attempt)
                         served.log(attempt, "ok", 200, api_key, started)

@@ -268,3 +268,16 @@ def test_retry_count_limits_attempts(pair: tuple[FakeOpenAI, FakeOpenAI]) -> Non
             assert info.value.status_code == 502
             assert c.chat_requests == []  # 1 + AUTO_RETRY(1) = 2 attempts
             assert info.value.response.headers.get("x-request-id")
+
+
+def test_keyless_channel_rate_limited_moves_on_and_cools_for_retry_after(pair: tuple[FakeOpenAI, FakeOpenAI]) -> None:
+    a, b = pair
+    clock = FakeClock()
+    text = two_channels(a, b).replace("    api: ka\n", "")  # alpha has no key (like a service account)
+    with run_gateway(text, clock=clock) as gw:
+        a.script(Fail(429, headers={"retry-after": "5"}))
+        assert ask(gw) == ("echo: q", "beta")
+        assert len(a.chat_requests) == 1  # not retried on the same channel
+        assert ask(gw)[1] == "beta"
+        clock.advance(5)
+        assert ask(gw)[1] == "alpha"

@@ -61,6 +61,19 @@ class Health:
         self._channels[(channel, model)] = _Cooling(now + applied, failures, now)
         return applied
 
+    def cool_channel(self, channel: str, model: str, seconds: float) -> None:
+        """Skip a channel for ``seconds`` (capped like a key), without growing its failure count:
+        a rate limit on a channel whose only credential is the channel's own."""
+        if seconds <= 0:
+            return
+        now = self.clock()
+        until = now + min(seconds, MAX_KEY_COOLDOWN)
+        entry = self._channels.get((channel, model))
+        if entry is None:
+            self._channels[(channel, model)] = _Cooling(until, 0, now)
+        elif until > entry.until:
+            entry.until = until
+
     def channel_succeeded(self, channel: str, model: str) -> None:
         self._channels.pop((channel, model), None)
 

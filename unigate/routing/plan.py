@@ -157,13 +157,17 @@ class Planner:
             if period is None:
                 period = self.runtime.cooldown_period
             health.channel_failed(channel.name, attempt.candidate.upstream_model, period)
-        if api_key is None or action.cool_key == "none":
+        if action.cool_key == "none":
             return
         if action.cool_key == "rate":
             seconds = retry_after if retry_after is not None else channel.key_cooldown_period
         else:
             seconds = max(channel.key_cooldown_period, AUTH_COOLDOWN)
-        health.cool_key(channel.name, api_key, seconds)
+        if api_key is None:
+            # A keyless channel (a Vertex service account): its one credential is the channel's.
+            health.cool_channel(channel.name, attempt.candidate.upstream_model, seconds)
+        else:
+            health.cool_key(channel.name, api_key, seconds)
 
     def record_success(self, attempt: Attempt) -> None:
         self.health.channel_succeeded(attempt.channel.name, attempt.candidate.upstream_model)
