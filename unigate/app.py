@@ -22,16 +22,19 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from unigate import tokens
 from unigate.auth.keys import KeyStore
 from unigate.config.compile import compile_channel, compile_runtime, engine_for, openai_root
 from unigate.config.load import LoadedConfig, load_source
 from unigate.errors import MethodNotAllowed, NotFound, UnigateError
-from unigate.http import admin
+from unigate.http import admin, dashboard
 from unigate.http.chat import chat_completions
 from unigate.http.models import list_models
 from unigate.http.recording import Recorder
 from unigate.http.responses import error_response, internal_error_response, json_response
 from unigate.http.state import Gateway
+from unigate.metrics import Metrics
+from unigate.pricing import PriceTable
 from unigate.providers import openai as openai_host
 from unigate.providers.registry import build_providers
 from unigate.relay import Relay
@@ -154,12 +157,28 @@ def create_app(
             providers = build_providers(upstream.post, clock=time.time, env=env)
             relay = Relay(planner, upstream, error_triggers=runtime.error_triggers, providers=providers)
             store, writer = await open_stats(env)
-            recorder = Recorder(sink=writer)
-            app.state.gateway = Gateway(runtime, KeyStore(runtime.keys), relay, recorder, store, writer)
+            health = planner.health
+
+            def gauges() -> dict[str, float]:
+                values = {"channels_cooling": float(len(health.snapshot()["channels"]))}
+                if writer is not None:
+                    snap = writer.snapshot()
+                    values["stats_queued"] = float(snap["queued"])
+                    values["stats_dropped_total"] = float(snap["dropped"])
+                return values
+
+            metrics = Metrics(gauges=gauges)
+            prices = PriceTable.from_preferences(loaded.config.preferences)
+            recorder = Recorder(sink=writer, observer=metrics, cost=prices.cost, estimate=tokens.estimate)
+            app.state.gateway = Gateway(
+                runtime, KeyStore(runtime.keys), relay, recorder, store, writer, metrics,
+                env.get("UNIGATE_METRICS_TOKEN") or None,
+            )
             try:
                 yield
             finally:
                 await relay.images.close()
+                await recorder.drain()
                 if writer is not None:
                     await writer.stop(STATS_FLUSH_TIMEOUT)
                 if store is not None:
@@ -191,7 +210,9 @@ def create_app(
         Route("/v1/stats/requests", admin.stats_requests, methods=["GET"]),
         Route("/v1/stats/timeseries", admin.stats_timeseries, methods=["GET"]),
         Route("/v1/stats/health", admin.health, methods=["GET"]),
+        Route("/metrics", admin.metrics, methods=["GET"]),
         Route("/healthz", health, methods=["GET"]),
+        *dashboard.routes(),
     ]
     return HotPath(
         Starlette(

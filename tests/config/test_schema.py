@@ -293,7 +293,7 @@ def test_unsupported_constant_covers_the_documented_list() -> None:
         "access_key", "secret_key", "hedging", "passthrough_request_headers", "max_request_body_bytes",
         "api_key_rate_limit_cooldown_period", "api_key_quota_cooldown_period", "smart_round_robin",
         "rate_limit", "RATE_LIMIT", "api_key_rate_limit", "ENABLE_MODERATION", "credits", "created_at",
-        "model_price", "moderation_model", "moderation_fail_open",
+        "moderation_model", "moderation_fail_open",
     }  # fmt: skip
     assert expected == UNSUPPORTED
 

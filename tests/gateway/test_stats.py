@@ -49,7 +49,9 @@ api_keys:
   - api: {USER}
     role: team-a
     model: [gpt-4o]
-preferences: {{cooldown_period: 0}}
+preferences:
+  cooldown_period: 0
+  model_price: {{gpt-4: "2.5,10", default: "1,1"}}
 """
 
 
@@ -216,3 +218,35 @@ def _up(base: str) -> bool:
         return httpx.get(base + "/healthz", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_costs_estimates_and_metrics(tmp_path: Path) -> None:
+    env = {"DISABLE_DATABASE": "false", "DB_PATH": str(tmp_path / "stats.db")}
+    with FakeOpenAI(api_key=UP_A) as a, FakeOpenAI(api_key=UP_B) as b, run_gateway(config(a, b), env=env) as gw:
+        user = gw.client(USER)
+        a.script(Reply(text="priced", usage=(1000, 2000)))
+        user.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "p"}])
+        # a stream without include_usage: the provider reports no usage → counted locally
+        a.script(Reply(text="hello there general kenobi"))
+        list(user.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "s"}], stream=True))
+        priced, estimated = records(gw, 2)[-2:]
+        # 'gpt-4' is the longest price key that prefixes 'gpt-4o': 2.5 $/M in, 10 $/M out
+        assert priced["cost"] == pytest.approx(1000 * 2.5 / 1e6 + 2000 * 10 / 1e6)
+        assert not priced["tokens_estimated"]
+        assert estimated["tokens_estimated"] and estimated["completion_tokens"] > 0
+        assert estimated["prompt_tokens"] > 0
+
+        resp = httpx.get(gw.url + "/metrics", headers={"authorization": f"Bearer {ADMIN}"})
+        assert resp.status_code == 200
+        from prometheus_client.parser import text_string_to_metric_families
+
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(resp.text)
+            for s in family.samples
+        }
+        requests = {k: v for k, v in samples.items() if k[0] == "unigate_requests_total"}
+        assert sum(requests.values()) == 2
+        assert all(dict(labels)["key"] == "team-a" for _, labels in requests)
+        assert ADMIN not in resp.text and USER not in resp.text and UP_A not in resp.text
+        assert httpx.get(gw.url + "/metrics", headers={"authorization": f"Bearer {USER}"}).status_code == 403

@@ -527,7 +527,7 @@ UNSUPPORTED: Final[frozenset[str]] = frozenset((
     "api_key_rate_limit_cooldown_period", "api_key_quota_cooldown_period", "smart_round_robin",
     # Implemented by later work (rate limits, credits, moderation, cost): warned about until then.
     "rate_limit", "RATE_LIMIT", "api_key_rate_limit", "ENABLE_MODERATION", "credits", "created_at",
-    "model_price", "moderation_model", "moderation_fail_open",
+    "moderation_model", "moderation_fail_open",
 ))
 # fmt: on
 """Keys uni-api documents that unigate accepts but does not implement yet, and choice values

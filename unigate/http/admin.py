@@ -9,6 +9,8 @@ Query parameters are validated: a bad value is a 400 naming it, never a 500.
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -143,3 +145,20 @@ async def health(request: Request) -> Response:
         return body
 
     return await _guarded(request, work)
+
+
+async def metrics(request: Request) -> Response:
+    """``GET /metrics`` — Prometheus exposition, rendered off the event loop. Admin keys, or
+    ``Authorization: Bearer $UNIGATE_METRICS_TOKEN`` when that token is configured."""
+    gateway: Gateway = request.app.state.gateway
+    token = gateway.metrics_token
+    presented = request.headers.get("authorization", "")
+    if not (token and hmac.compare_digest(presented.encode(), f"Bearer {token}".encode())):
+        try:
+            _admin(request)
+        except UnigateError as err:
+            return error_response(err)
+    if gateway.metrics is None:
+        return error_response(NoChannelAvailable("Metrics are not available.", code="metrics_disabled"))
+    body, content_type = await asyncio.to_thread(gateway.metrics.render)
+    return Response(body, media_type=content_type)

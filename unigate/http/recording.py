@@ -11,6 +11,7 @@ fingerprints (relay.AttemptLog).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -27,6 +28,7 @@ from unigate.relay import Served
 from unigate.stats.records import AttemptRecord, RequestRecord
 
 access_log = logging.getLogger("unigate.access")
+log = logging.getLogger("unigate.stats")
 
 CostFn = Callable[[str, str | None, Usage], float]
 """cost(requested model, upstream model, usage) → USD."""
@@ -85,6 +87,7 @@ class Recorder:
         self.observer = observer
         self.cost = cost
         self.estimate = estimate
+        self._background: set[asyncio.Task[None]] = set()
 
     def finish(
         self,
@@ -92,10 +95,55 @@ class Recorder:
         status: int,
         served: Served | None = None,
         error: UnigateError | None = None,
+    ) -> None:
+        """Build the request's record and hand it on. When tokens must be counted locally the
+        count runs in a worker thread (tokenizing is CPU work, and the first use loads the BPE
+        ranks, ~0.3 s), so the event loop never waits for it."""
+        reported = served.final_usage() if served else None
+        if reported is None and served is not None and served.channel and pending.body is not None:
+            pieces = served.stream.text if served.stream is not None else []
+            task = asyncio.ensure_future(self._estimated(pending, status, served, error, pieces))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return
+        self._emit(self._record(pending, status, served, error, reported or Usage(), False))
+
+    async def _estimated(
+        self, pending: Pending, status: int, served: Served, error: UnigateError | None, pieces: list[str]
+    ) -> None:
+        body = pending.body or {}
+        try:
+            prompt, completion = await asyncio.to_thread(self.estimate, body, pieces)
+        except Exception:
+            log.exception("token estimate failed for request %s", pending.request_id)
+            prompt = completion = 0
+        usage = Usage(prompt_tokens=prompt, completion_tokens=completion, estimated=True)
+        self._emit(self._record(pending, status, served, error, usage, True))
+
+    def _emit(self, record: RequestRecord) -> None:
+        if self.sink is not None:
+            self.sink.submit(record)
+        if self.observer is not None:
+            self.observer.observe(record)
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info("%s", orjson.dumps(_log_line(record)).decode())
+
+    async def drain(self) -> None:
+        """Wait for records still being estimated (shutdown, before the writer's last flush)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    def _record(
+        self,
+        pending: Pending,
+        status: int,
+        served: Served | None,
+        error: UnigateError | None,
+        usage: Usage,
+        estimated: bool,
     ) -> RequestRecord:
-        usage, estimated = self._usage(pending, served)
         model = pending.model
-        record = RequestRecord(
+        return RequestRecord(
             request_id=pending.request_id,
             timestamp=pending.arrived,
             endpoint=pending.endpoint,
@@ -131,23 +179,6 @@ class Recorder:
             cost=self.cost(model, served.upstream_model if served else None, usage) if model else 0.0,
             stream=pending.stream,
         )
-        if self.sink is not None:
-            self.sink.submit(record)
-        if self.observer is not None:
-            self.observer.observe(record)
-        if access_log.isEnabledFor(logging.INFO):
-            access_log.info("%s", orjson.dumps(_log_line(record)).decode())
-        return record
-
-    def _usage(self, pending: Pending, served: Served | None) -> tuple[Usage, bool]:
-        reported = served.final_usage() if served else None
-        if reported is not None:
-            return reported, False
-        if served is None or not served.channel or pending.body is None:
-            return Usage(), False  # nothing was served: nothing to estimate
-        pieces = served.stream.text if served.stream is not None else []
-        prompt, completion = self.estimate(pending.body, pieces)
-        return Usage(prompt_tokens=prompt, completion_tokens=completion, estimated=True), True
 
 
 def _log_line(record: RequestRecord) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from unigate.auth.keys import KeyStore
 from unigate.config.compile import Runtime
 from unigate.http.recording import Recorder
+from unigate.metrics import Metrics
 from unigate.relay import Relay
 from unigate.stats.store import StatsStore
 from unigate.stats.writer import StatsWriter
@@ -20,3 +21,5 @@ class Gateway:
     recorder: Recorder = field(default_factory=Recorder)
     store: StatsStore | None = None
     writer: StatsWriter | None = None
+    metrics: Metrics | None = None
+    metrics_token: str | None = None
