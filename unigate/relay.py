@@ -366,10 +366,10 @@ class Relay:
         message), not one write per SSE event; frames already produced when an error is
         raised are sent before the error event."""
         loop = asyncio.get_running_loop()
-        pending: list[bytes] = held
+        pending: list[bytes] = []
         try:
+            yield b"".join(held)  # the first content goes out now, not with the next read
             if state.done:
-                yield b"".join(pending)
                 return
             try:
                 async for chunk in chunks:
