@@ -250,3 +250,55 @@ def test_costs_estimates_and_metrics(tmp_path: Path) -> None:
         assert all(dict(labels)["key"] == "team-a" for _, labels in requests)
         assert ADMIN not in resp.text and USER not in resp.text and UP_A not in resp.text
         assert httpx.get(gw.url + "/metrics", headers={"authorization": f"Bearer {USER}"}).status_code == 403
+
+
+class ThreadedRelay:
+    """``TcpRelay`` on its own event loop thread, for the synchronous gateway tests."""
+
+    def __init__(self, host: str, port: int) -> None:
+        import threading
+
+        from tests.stats.tcp_relay import TcpRelay
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.relay = TcpRelay(host, port)
+        self.port = asyncio.run_coroutine_threadsafe(self.relay.start(), self.loop).result(5)
+
+    def call(self, fn: Callable[[], None]) -> None:
+        self.loop.call_soon_threadsafe(fn)
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.relay.close(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+def test_database_dying_mid_run_never_fails_a_request() -> None:
+    """PostgreSQL behind a relay that is cut while requests flow: every request succeeds, and
+    the records queued during the outage are written once the database is reachable again."""
+    base = _postgres()
+    name = f"unigate_e2e_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_sql(base, f'CREATE DATABASE "{name}"'))
+    relay = ThreadedRelay("127.0.0.1", 5432)
+    try:
+        url = base.rsplit("/", 1)[0].replace("127.0.0.1:5432", f"127.0.0.1:{relay.port}") + "/" + name
+        env = {"DISABLE_DATABASE": "false", "DATABASE_URL": url, "UNIGATE_STATS_FLUSH_INTERVAL": "0.05"}
+        with FakeOpenAI(api_key=UP_A) as a, FakeOpenAI(api_key=UP_B) as b, run_gateway(config(a, b), env=env) as gw:
+            user = gw.client(USER)
+            user.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "before"}])
+            records(gw, 1)
+            relay.call(relay.relay.cut)
+            for i in range(5):
+                resp = user.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": f"d{i}"}])
+                assert resp.choices[0].message.content == f"echo: d{i}"
+            health = httpx.get(gw.base_url + "/stats/health", headers={"authorization": f"Bearer {ADMIN}"}).json()
+            assert health["stats_queue"]["queued"] >= 1  # held in memory, not lost
+            relay.call(relay.relay.restore)
+            rows = records(gw, 6)
+            assert {r["request_id"] for r in rows} and len(rows) == 6
+    finally:
+        relay.close()
+        asyncio.run(_sql(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
