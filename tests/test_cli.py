@@ -1,0 +1,56 @@
+"""The command line: ``unigate check`` output and exit codes, ``serve`` refusing a broken file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from unigate.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_check_prints_line_and_column_of_a_typo(tmp_path: Path) -> None:
+    cfg = tmp_path / "api.yaml"
+    cfg.write_text(
+        "providers:\n"
+        "  - provider: openai\n"
+        "    base_url: https://api.openai.com/v1\n"
+        "    api: sk-secret-never-printed-123456\n"
+        "    model: [gpt-4o]\n"
+        "    preferences:\n"
+        "      model_timeot: {default: 10}\n"
+        "api_keys:\n"
+        "  - api: sk-client\n"
+    )
+    result = CliRunner().invoke(main, ["check", str(cfg)])
+    assert result.exit_code == 1
+    assert f"{cfg}:7:7: providers[0].preferences.model_timeot: unknown key 'model_timeot'" in result.output
+    assert "did you mean 'model_timeout'" in result.output
+    assert "sk-secret-never-printed" not in result.output
+
+
+def test_check_summarises_a_valid_file() -> None:
+    result = CliRunner().invoke(main, ["check", str(ROOT / "examples" / "api.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "ok — " in result.output and "client key(s)" in result.output
+
+
+def test_serve_refuses_a_broken_config_before_starting(tmp_path: Path) -> None:
+    cfg = tmp_path / "api.yaml"
+    cfg.write_text("providers: []\n")
+    result = CliRunner().invoke(main, ["serve", "--config", str(cfg), "--port", "1"])
+    assert result.exit_code == 1
+    assert "providers" in result.output
+
+
+def test_python_dash_m_runs_the_same_cli() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "unigate", "check", str(ROOT / "examples" / "api.yaml")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0 and "ok — " in out.stdout
