@@ -15,14 +15,16 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, StatementError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
 from unigate.errors import redact
@@ -44,7 +46,7 @@ __all__ = [
 
 DEFAULT_DB_PATH = "./data/stats.db"
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
-INSERT_CHUNK = 100
+INSERT_CHUNK = 500
 """Records per INSERT statement within a write's transaction (bounds each event-loop stall)."""
 _log = logging.getLogger("unigate.stats")
 
@@ -138,6 +140,17 @@ def is_permanent_error(exc: BaseException) -> bool:
     return isinstance(exc, StatementError | TypeError | ValueError | AttributeError | KeyError | IndexError)
 
 
+@dataclass(frozen=True, slots=True)
+class _BulkInsert:
+    sql: str
+    order: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+    def tuples(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        pairs = tuple(zip(self.order, self.processors, strict=True))
+        return [tuple(p(row[n]) if p else row[n] for n, p in pairs) for row in rows]
+
+
 class StatsStore:
     """One statistics database.
 
@@ -169,6 +182,7 @@ class StatsStore:
         self._engine: AsyncEngine | None = None
         self._writer: AsyncEngine | None = None
         self._opening = asyncio.Lock()
+        self._bulks: dict[str, _BulkInsert] = {}
         self.display_url = mask_url(url)
         self.backend = parsed.get_backend_name()
 
@@ -226,6 +240,24 @@ class StatsStore:
             return pg_insert(table).on_conflict_do_nothing()
         return sqlite_insert(table).on_conflict_do_nothing()
 
+    def _bulk(self, conn: AsyncConnection, table: type[RequestStat] | type[ChannelStat]) -> _BulkInsert:
+        """The table's INSERT compiled once to the driver's own SQL, with SQLAlchemy's bind
+        processors for the columns that have one (timestamps on SQLite …): rows then go to
+        the driver's ``executemany`` as plain tuples. Measured, SQLAlchemy's per-row parameter
+        processing was over half of the write cost (~55 µs per record) — this is the request
+        path's statistics budget."""
+        bulk = self._bulks.get(table.__tablename__)
+        if bulk is None:
+            dialect = conn.dialect
+            columns = [c.name for c in table.__table__.columns if c.name != "id"]
+            stmt = self._insert(table).values({name: bindparam(name) for name in columns})
+            compiled = stmt.compile(dialect=dialect)
+            order = compiled.positiontup or columns
+            processors: dict[str, Any] = dict(compiled._bind_processors)
+            bulk = _BulkInsert(str(compiled), tuple(order), tuple(processors.get(name) for name in order))
+            self._bulks[table.__tablename__] = bulk
+        return bulk
+
     async def write(self, records: Sequence[RequestRecord]) -> None:
         """Insert ``records`` (and their attempts) in one transaction: all or nothing. Records whose
         ``request_id`` is already stored are skipped, so retrying a batch never duplicates rows.
@@ -235,12 +267,14 @@ class StatsStore:
         await self._ready()
         assert self._writer is not None
         async with self._writer.begin() as conn:
+            requests = self._bulk(conn, RequestStat)
+            channels = self._bulk(conn, ChannelStat)
             for start in range(0, len(records), INSERT_CHUNK):
                 chunk = records[start : start + INSERT_CHUNK]
-                await conn.execute(self._insert(RequestStat), request_rows(chunk))
+                await conn.exec_driver_sql(requests.sql, requests.tuples(request_rows(chunk)))
                 attempts = channel_rows(chunk)
                 if attempts:
-                    await conn.execute(self._insert(ChannelStat), attempts)
+                    await conn.exec_driver_sql(channels.sql, channels.tuples(attempts))
 
     def _since(self, hours: float) -> datetime:
         if hours <= 0:
