@@ -49,6 +49,7 @@ from unigate.relay_body import apply_overrides, inline_images, upstream_body
 from unigate.relay_streams import PassThroughStream, TranslatedStream, error_frames
 from unigate.routing.plan import Attempt, Plan, Planner
 from unigate.routing.retry import decide
+from unigate.tracing import attempt_span
 from unigate.upstream import ImageFetcher, Timeouts, Upstream, UpstreamResponse
 
 DEFAULT_DEADLINE = 30 * 60.0
@@ -199,14 +200,25 @@ class Relay:
                         if api_key is not None:
                             tried.add(api_key)
                         started = time.perf_counter()
-                        try:
-                            result = await self._attempt(call, attempt, api_key, served, deadline_at)
-                        except UpstreamError as err:
+                        with attempt_span(
+                            attempt.channel.name, attempt.candidate.upstream_model, len(served.attempts) + 1
+                        ) as span:
+                            try:
+                                result = await self._attempt(call, attempt, api_key, served, deadline_at)
+                            except UpstreamError as exc:
+                                span.set_attribute("unigate.outcome", type(exc).__name__)
+                                span.set_attribute("http.response.status_code", exc.upstream_status)
+                                failure: UpstreamError | None = exc
+                            else:
+                                span.set_attribute("unigate.outcome", "ok")
+                                failure = None
+                        if failure is not None:
+                            err = failure
                             action = decide(err)
                             served.log(attempt, type(err).__name__, err.upstream_status, api_key, started)
                             planner.record_failure(attempt, api_key, action, err.retry_after)
                             if not action.retry:
-                                raise
+                                raise err
                             last = err
                             if action.cool_key == "none" or api_key is None:
                                 break  # a channel-wide failure, or no other key to try here
