@@ -28,17 +28,20 @@ from unigate.config.compile import compile_channel, compile_runtime, engine_for,
 from unigate.config.load import LoadedConfig, load_source
 from unigate.errors import MethodNotAllowed, NotFound, UnigateError
 from unigate.http import admin, dashboard
+from unigate.http.admission import correct_tokens
 from unigate.http.chat import chat_completions
 from unigate.http.models import list_models
-from unigate.http.recording import Recorder
+from unigate.http.recording import Pending, Recorder
 from unigate.http.responses import error_response, internal_error_response, json_response
 from unigate.http.state import Gateway
+from unigate.limits import from_env as limiter_from_env
 from unigate.metrics import Metrics
 from unigate.pricing import PriceTable
 from unigate.providers import openai as openai_host
 from unigate.providers.registry import build_providers
 from unigate.relay import Relay
 from unigate.routing.plan import Planner
+from unigate.stats.records import RequestRecord
 from unigate.stats.store import StatsStore, database_url
 from unigate.stats.writer import StatsWriter
 from unigate.upstream import Timeouts, Upstream
@@ -155,7 +158,10 @@ def create_app(
                 log.warning("%s", warning)
             planner = Planner(runtime, clock=clock or time.monotonic)
             providers = build_providers(upstream.post, clock=time.time, env=env)
-            relay = Relay(planner, upstream, error_triggers=runtime.error_triggers, providers=providers)
+            limiter = limiter_from_env(env, clock)
+            relay = Relay(
+                planner, upstream, error_triggers=runtime.error_triggers, providers=providers, limiter=limiter
+            )
             store, writer = await open_stats(env)
             health = planner.health
 
@@ -169,16 +175,29 @@ def create_app(
 
             metrics = Metrics(gauges=gauges)
             prices = PriceTable.from_preferences(loaded.config.preferences)
-            recorder = Recorder(sink=writer, observer=metrics, cost=prices.cost, estimate=tokens.estimate)
+            corrections: set[asyncio.Task[None]] = set()
+
+            def after(pending: Pending, record: RequestRecord) -> None:
+                if pending.token_charges:
+                    task = asyncio.ensure_future(
+                        correct_tokens(limiter, pending.token_charges, record.total_tokens)
+                    )
+                    corrections.add(task)
+                    task.add_done_callback(corrections.discard)
+
+            recorder = Recorder(
+                sink=writer, observer=metrics, cost=prices.cost, estimate=tokens.estimate, after=after
+            )
             app.state.gateway = Gateway(
                 runtime, KeyStore(runtime.keys), relay, recorder, store, writer, metrics,
-                env.get("UNIGATE_METRICS_TOKEN") or None,
+                env.get("UNIGATE_METRICS_TOKEN") or None, limiter,
             )
             try:
                 yield
             finally:
                 await relay.images.close()
                 await recorder.drain()
+                await limiter.aclose()
                 if writer is not None:
                     await writer.stop(STATS_FLUSH_TIMEOUT)
                 if store is not None:

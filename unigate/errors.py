@@ -142,14 +142,23 @@ class RateLimited(ClientError):
     status = 429
     error_type = "rate_limit_error"
 
-    def __init__(self, message: str, *, retry_after: float | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        code: str | None = None,
+        extra_headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message, code=code)
         self.retry_after = retry_after
+        self.extra_headers = extra_headers or {}
 
     def headers(self) -> dict[str, str]:
-        if self.retry_after is None:
-            return {}
-        return {"retry-after": str(max(1, int(self.retry_after + 0.999)))}
+        headers = dict(self.extra_headers)
+        if self.retry_after is not None:
+            headers["retry-after"] = str(max(1, int(self.retry_after + 0.999)))
+        return headers
 
 
 class NoChannelAvailable(UnigateError):

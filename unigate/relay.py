@@ -43,6 +43,7 @@ from unigate.errors import (
     redact,
 )
 from unigate.ir import ChatRequest, Usage
+from unigate.limits import Limiter, limits_for
 from unigate.providers.base import Provider
 from unigate.providers.registry import PROVIDERS, provider_for
 from unigate.relay_body import apply_overrides, inline_images, upstream_body
@@ -166,7 +167,9 @@ class Relay:
         idle: float = DEFAULT_IDLE,
         providers: Mapping[str, Provider] = PROVIDERS,
         images: ImageFetcher | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
+        self.limiter = limiter or Limiter.memory()
         self.planner = planner
         self.providers = providers
         self.images = images or ImageFetcher()
@@ -174,6 +177,18 @@ class Relay:
         self.error_triggers = error_triggers
         self.deadline = deadline
         self.idle = idle
+
+    async def _key_admits(self, attempt: Attempt, api_key: str) -> bool:
+        """``api_key_rate_limit``: may this upstream key take one more request for this model?"""
+        channel = attempt.channel
+        if not channel.key_rate_limits:
+            return True
+        model = attempt.candidate.upstream_model
+        limits = limits_for(channel.key_rate_limits, model)
+        if not limits:
+            return True
+        scope = f"upkey:{channel.name}:{fingerprint(api_key)}:{model}"
+        return (await self.limiter.acquire(scope, limits)).allowed
 
     def plan(self, call: ChatCall) -> Plan:
         """Plan a call (raises NotFound / PermissionDenied before anything is sent)."""
@@ -196,6 +211,9 @@ class Relay:
                         usable, api_key = planner.pick_key(attempt.channel, frozenset(tried))
                         if not usable:
                             break
+                        if api_key is not None and not await self._key_admits(attempt, api_key):
+                            tried.add(api_key)  # at its api_key_rate_limit: skipped like a cooling key
+                            continue
                         budget -= 1
                         if api_key is not None:
                             tried.add(api_key)

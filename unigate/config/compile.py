@@ -134,6 +134,7 @@ class Channel:
     cooldown_period: float | None = None
     key_schedule: str = "round_robin"
     key_cooldown_period: float = 0.0
+    key_rate_limits: Mapping[str, str] = field(default_factory=dict)
     fetch_images: bool = False
     fetch_images_allow_private: bool = False
     raw_base_url: str | None = None
@@ -177,6 +178,7 @@ class ClientKey:
     auto_retry: bool = True
     retry_count: int | None = None
     moderation: bool = False
+    rate_limits: Mapping[str, str] = field(default_factory=dict)
     preferences: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -191,6 +193,7 @@ class Runtime:
     cooldown_period: float
     error_triggers: tuple[str, ...]
     default_timeout: float
+    rate_limits: Mapping[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     channels_by_name: Mapping[str, Channel] = field(default_factory=dict)
     # alias → channels offering it, in providers order
@@ -275,6 +278,7 @@ def compile_channel(
         cooldown_period=prefs.cooldown_period,
         key_schedule=prefs.api_key_schedule_algorithm,
         key_cooldown_period=float(prefs.api_key_cooldown_period or 0),
+        key_rate_limits=dict(prefs.api_key_rate_limit or {}),
         fetch_images=prefs.fetch_images,
         fetch_images_allow_private=prefs.fetch_images_allow_private,
         raw_base_url=provider.base_url,
@@ -332,6 +336,7 @@ def compile_key(entry: ApiKeyConfig, index: int, admin_index: int, provider_name
         auto_retry=bool(auto),
         retry_count=retry_count,
         moderation=prefs.ENABLE_MODERATION,
+        rate_limits={**dict(prefs.RATE_LIMIT or {}), **dict(prefs.rate_limit or {})},
         preferences=prefs.model_dump(),
     )
 
@@ -383,6 +388,7 @@ def compile_runtime(
         cooldown_period=DEFAULT_COOLDOWN if prefs.cooldown_period is None else float(prefs.cooldown_period),
         error_triggers=tuple(prefs.error_triggers or ()),
         default_timeout=default_timeout,
+        rate_limits=dict(prefs.rate_limit or {}),
         warnings=tuple(warnings),
         channels_by_name={c.name: c for c in channels},
         channels_by_alias={a: tuple(cs) for a, cs in by_alias.items()},

@@ -526,7 +526,7 @@ UNSUPPORTED: Final[frozenset[str]] = frozenset((
     "access_key", "secret_key", "hedging", "passthrough_request_headers", "max_request_body_bytes",
     "api_key_rate_limit_cooldown_period", "api_key_quota_cooldown_period", "smart_round_robin",
     # Implemented by later work (rate limits, credits, moderation, cost): warned about until then.
-    "rate_limit", "RATE_LIMIT", "api_key_rate_limit", "ENABLE_MODERATION", "credits", "created_at",
+    "ENABLE_MODERATION", "credits", "created_at",
     "moderation_model", "moderation_fail_open",
 ))
 # fmt: on

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from unigate.errors import BadRequest, UnigateError
+from unigate.http.admission import admit
 from unigate.http.disconnect import ClientDisconnected, SSEResponse, until_disconnected
 from unigate.http.recording import Pending
 from unigate.http.responses import JSONBytes, error_response, read_json_object
@@ -135,6 +136,8 @@ async def chat_completions(request: Request) -> Response:
         pending.model, pending.stream = model, stream
         call = ChatCall(key=pending.key, body=body, model=model, stream=stream, request_id=pending.request_id)
         plan = gateway.relay.plan(call)
+        limit_headers, pending.token_charges = await admit(gateway.limiter, gateway.runtime, call.key, model, body)
+        headers.update(limit_headers)
         if stream and plan.keepalive is not None:
             headers.update(SSE_HEADERS)
             return SSEResponse(with_keepalive(gateway, call, plan, plan.keepalive, pending), headers)

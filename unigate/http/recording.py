@@ -65,6 +65,7 @@ class Pending:
     body: Mapping[str, Any] | None = None
     stream: bool = False
     ttft_ms: float | None = None
+    token_charges: list[Any] = field(default_factory=list)
 
     def first_byte(self) -> None:
         if self.ttft_ms is None:
@@ -82,7 +83,9 @@ class Recorder:
         observer: Observer | None = None,
         cost: CostFn = _no_cost,
         estimate: EstimateFn = _no_estimate,
+        after: Callable[[Pending, RequestRecord], None] | None = None,
     ) -> None:
+        self.after = after
         self.sink = sink
         self.observer = observer
         self.cost = cost
@@ -106,7 +109,7 @@ class Recorder:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
             return
-        self._emit(self._record(pending, status, served, error, reported or Usage(), False))
+        self._emit(pending, self._record(pending, status, served, error, reported or Usage(), False))
 
     async def _estimated(
         self, pending: Pending, status: int, served: Served, error: UnigateError | None, pieces: list[str]
@@ -118,9 +121,11 @@ class Recorder:
             log.exception("token estimate failed for request %s", pending.request_id)
             prompt = completion = 0
         usage = Usage(prompt_tokens=prompt, completion_tokens=completion, estimated=True)
-        self._emit(self._record(pending, status, served, error, usage, True))
+        self._emit(pending, self._record(pending, status, served, error, usage, True))
 
-    def _emit(self, record: RequestRecord) -> None:
+    def _emit(self, pending: Pending, record: RequestRecord) -> None:
+        if self.after is not None:
+            self.after(pending, record)
         if self.sink is not None:
             self.sink.submit(record)
         if self.observer is not None:

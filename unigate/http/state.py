@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from unigate.auth.keys import KeyStore
 from unigate.config.compile import Runtime
 from unigate.http.recording import Recorder
+from unigate.limits import Limiter
 from unigate.metrics import Metrics
 from unigate.relay import Relay
 from unigate.stats.store import StatsStore
@@ -23,3 +24,4 @@ class Gateway:
     writer: StatsWriter | None = None
     metrics: Metrics | None = None
     metrics_token: str | None = None
+    limiter: Limiter = field(default_factory=Limiter.memory)
