@@ -116,11 +116,13 @@ def test_token_limits_charge_estimates_then_real_usage(fake: FakeOpenAI) -> None
 
 
 def test_tokens_per_request_cap_is_a_413(fake: FakeOpenAI) -> None:
-    with run_gateway(config(fake, "rate_limit: 50/tpr"), clock=FakeClock()) as gw:
-        with pytest.raises(openai.APIStatusError) as info:
-            gw.client(CLIENT).chat.completions.create(
-                model="gpt-4o", messages=[{"role": "user", "content": "many words " * 100}]
-            )
+    with (
+        run_gateway(config(fake, "rate_limit: 50/tpr"), clock=FakeClock()) as gw,
+        pytest.raises(openai.APIStatusError) as info,
+    ):
+        gw.client(CLIENT).chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "many words " * 100}]
+        )
     assert info.value.status_code == 413 and fake.chat_requests == []
 
 
