@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from unigate import tracing
 from unigate.config.compile import ClientKey, fingerprint
 from unigate.dialects import openai_chat
 from unigate.dialects.base import DialectOptions, UpstreamDialect
@@ -170,6 +171,7 @@ class Relay:
         limiter: Limiter | None = None,
     ) -> None:
         self.limiter = limiter or Limiter.memory()
+        self.tracer = tracing.tracer()
         self.planner = planner
         self.providers = providers
         self.images = images or ImageFetcher()
@@ -219,6 +221,7 @@ class Relay:
                             tried.add(api_key)
                         started = time.perf_counter()
                         with attempt_span(
+                            self.tracer,
                             attempt.channel.name, attempt.candidate.upstream_model, len(served.attempts) + 1
                         ) as span:
                             try:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -140,15 +140,29 @@ def is_permanent_error(exc: BaseException) -> bool:
     return isinstance(exc, StatementError | TypeError | ValueError | AttributeError | KeyError | IndexError)
 
 
-@dataclass(frozen=True, slots=True)
 class _BulkInsert:
-    sql: str
-    order: tuple[str, ...]
-    processors: tuple[Callable[[Any], Any] | None, ...]
+    """One table's compiled INSERT and how to turn row dicts into the driver's positional rows:
+    ``itemgetter`` picks the values in C; only the few columns with a bind processor (timestamps
+    on SQLite) are converted in Python."""
 
-    def tuples(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-        pairs = tuple(zip(self.order, self.processors, strict=True))
-        return [tuple(p(row[n]) if p else row[n] for n, p in pairs) for row in rows]
+    __slots__ = ("_get", "_processed", "sql")
+
+    def __init__(self, sql: str, order: tuple[str, ...], processors: tuple[Callable[[Any], Any] | None, ...]) -> None:
+        self.sql = sql
+        self._get = itemgetter(*order)
+        self._processed = tuple((i, p) for i, p in enumerate(processors) if p is not None)
+
+    def tuples(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+        get = self._get
+        if not self._processed:
+            return [get(row) for row in rows]
+        out = []
+        for row in rows:
+            values = list(get(row))
+            for i, process in self._processed:
+                values[i] = process(values[i])
+            out.append(tuple(values))
+        return out
 
 
 class StatsStore:
