@@ -24,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from unigate import tokens
 from unigate.auth.keys import KeyStore
-from unigate.config.compile import compile_channel, compile_runtime, engine_for, openai_root
+from unigate.config.compile import compile_channel, compile_runtime, engine_for
 from unigate.config.load import LoadedConfig, load_source
 from unigate.errors import MethodNotAllowed, NotFound, UnigateError
 from unigate.http import admin, dashboard
@@ -60,11 +60,10 @@ async def discover_models(loaded: LoadedConfig, upstream: Upstream) -> dict[str,
     async def one(index: int) -> None:
         provider = loaded.config.providers[index]
         channel = compile_channel(provider, index, {}, loaded.config.preferences.proxy)
-        url = openai_root(provider.base_url) + "/models"
         try:
             resp = await upstream.send(
                 "GET",
-                url,
+                channel.models_url,
                 headers=openai_host.models_headers(channel, channel.keys[0] if channel.keys else None),
                 timeouts=Timeouts(first_byte=DISCOVERY_TIMEOUT, idle=DISCOVERY_TIMEOUT),
                 proxy=channel.proxy,

@@ -7,7 +7,6 @@ they are logged and answered with a fixed 500 body.
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any
 
@@ -16,8 +15,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from unigate.errors import BadRequest, PayloadTooLarge, UnigateError, UnsupportedMediaType
-
-log = logging.getLogger("unigate.http")
 
 MAX_BODY_BYTES = int(os.environ.get("UNIGATE_MAX_BODY_BYTES", str(32 * 1024 * 1024)))
 _JSON_TYPES = ("application/json", "application/x-www-form-urlencoded", "")
