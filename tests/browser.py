@@ -79,12 +79,20 @@ def find_chromium() -> str:
     if found is None and hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
-            subprocess.run(command, env=env, check=False, timeout=INSTALL_TIMEOUT,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(
+                command,
+                env=env,
+                check=False,
+                timeout=INSTALL_TIMEOUT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         found = _find()
     if found is None:
-        reason = ("Chromium is not installed (looked for chromium and chromium-browser on PATH; "
-                  "install Debian's package with: apt-get install chromium)")
+        reason = (
+            "Chromium is not installed (looked for chromium and chromium-browser on PATH; "
+            "install Debian's package with: apt-get install chromium)"
+        )
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(reason + " — required when CI=true")
         pytest.skip(reason)
@@ -103,8 +111,13 @@ class Browser:
         self._ids = itertools.count(1)
         self.events: list[dict[str, Any]] = []
 
-    def send(self, method: str, params: dict[str, Any] | None = None, session: str | None = None,
-             timeout: float = COMMAND_TIMEOUT) -> dict[str, Any]:
+    def send(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        session: str | None = None,
+        timeout: float = COMMAND_TIMEOUT,
+    ) -> dict[str, Any]:
         """Send one command and wait (bounded) for its answer; events meanwhile are kept."""
         ident = next(self._ids)
         message: dict[str, Any] = {"id": ident, "method": method, "params": params or {}}
@@ -141,22 +154,33 @@ class Page:
         self.browser = browser
         self.session = session
 
-    def send(self, method: str, params: dict[str, Any] | None = None,
-             timeout: float = COMMAND_TIMEOUT) -> dict[str, Any]:
+    def send(
+        self, method: str, params: dict[str, Any] | None = None, timeout: float = COMMAND_TIMEOUT
+    ) -> dict[str, Any]:
         return self.browser.send(method, params, self.session, timeout)
 
     def events(self, method: str) -> list[dict[str, Any]]:
         """Params of the events of this page named ``method`` received so far."""
-        return [e.get("params", {}) for e in self.browser.events
-                if e.get("sessionId") == self.session and e.get("method") == method]
+        return [
+            e.get("params", {})
+            for e in self.browser.events
+            if e.get("sessionId") == self.session and e.get("method") == method
+        ]
 
     def errors(self) -> list[str]:
         """Uncaught script exceptions, console errors and dialogs (alert, confirm, …) so far."""
-        found = [str(e.get("exceptionDetails", {}).get("exception", {}).get("description")
-                     or e.get("exceptionDetails", {}).get("text"))
-                 for e in self.events("Runtime.exceptionThrown")]
-        found += ["console.error: " + json.dumps(e.get("args")) for e in self.events("Runtime.consoleAPICalled")
-                  if e.get("type") == "error"]
+        found = [
+            str(
+                e.get("exceptionDetails", {}).get("exception", {}).get("description")
+                or e.get("exceptionDetails", {}).get("text")
+            )
+            for e in self.events("Runtime.exceptionThrown")
+        ]
+        found += [
+            "console.error: " + json.dumps(e.get("args"))
+            for e in self.events("Runtime.consoleAPICalled")
+            if e.get("type") == "error"
+        ]
         found += ["dialog: " + str(e.get("message")) for e in self.events("Page.javascriptDialogOpening")]
         return found
 
@@ -165,12 +189,15 @@ class Page:
         return [e.get("entry", {}) for e in self.events("Log.entryAdded")]
 
     def resize(self, width: int, height: int) -> None:
-        self.send("Emulation.setDeviceMetricsOverride",
-                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+        )
 
     def set_cookie(self, name: str, value: str, url: str) -> None:
-        result = self.send("Network.setCookie",
-                           {"name": name, "value": value, "url": url, "path": "/", "sameSite": "Strict"})
+        result = self.send(
+            "Network.setCookie", {"name": name, "value": value, "url": url, "path": "/", "sameSite": "Strict"}
+        )
         if not result.get("success", True):
             raise CDPError(f"Network.setCookie refused {name}")
 
@@ -187,12 +214,12 @@ class Page:
 
     def evaluate(self, expression: str) -> Any:
         """The JSON value of ``expression`` in the page (promises are awaited)."""
-        result = self.send("Runtime.evaluate",
-                           {"expression": expression, "returnByValue": True, "awaitPromise": True})
+        result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True})
         if "exceptionDetails" in result:
             details = result["exceptionDetails"]
-            raise CDPError(f"{expression!r} threw: "
-                           f"{details.get('exception', {}).get('description') or details.get('text')}")
+            raise CDPError(
+                f"{expression!r} threw: {details.get('exception', {}).get('description') or details.get('text')}"
+            )
         return result.get("result", {}).get("value")
 
     def wait_for(self, expression: str, timeout: float = 15.0, interval: float = 0.05) -> Any:
@@ -205,8 +232,10 @@ class Page:
                 if value:
                     return value
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout} s waiting for {expression!r} "
-                                     f"(last value {value!r}; page errors: {self.errors()})")
+                raise AssertionError(
+                    f"timed out after {timeout} s waiting for {expression!r} "
+                    f"(last value {value!r}; page errors: {self.errors()})"
+                )
             time.sleep(interval)
 
     def screenshot(self, clip: dict[str, float] | None = None, full_page: bool = False) -> bytes:
@@ -244,7 +273,10 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator[Browser]:
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [binary, *FLAGS, f"--window-size={width},{height}", f"--user-data-dir={profile}", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         port_file = profile / "DevToolsActivePort"
@@ -257,8 +289,14 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator[Browser]:
             with suppress(FileNotFoundError):
                 lines = port_file.read_text().split()
             time.sleep(0.05)
-        with connect(f"ws://127.0.0.1:{lines[0]}{lines[1]}", proxy=None, max_size=None,
-                     open_timeout=START_TIMEOUT, close_timeout=2, compression=None) as ws:
+        with connect(
+            f"ws://127.0.0.1:{lines[0]}{lines[1]}",
+            proxy=None,
+            max_size=None,
+            open_timeout=START_TIMEOUT,
+            close_timeout=2,
+            compression=None,
+        ) as ws:
             yield Browser(ws)
     finally:
         _kill(proc)
@@ -268,6 +306,7 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator[Browser]:
 
 
 # ---- PNG ---------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Image:
@@ -312,10 +351,10 @@ def decode_png(data: bytes) -> Image:
     header: tuple[int, ...] | None = None
     idat = bytearray()
     while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        chunk = data[pos + 4:pos + 8]
-        body = data[pos + 8:pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        chunk = data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
         if zlib.crc32(chunk + body) != crc:
             raise ValueError(f"bad CRC in {chunk!r} chunk")
         if chunk == b"IHDR":
@@ -340,7 +379,7 @@ def decode_png(data: bytes) -> Image:
     for row in range(height):
         start = row * (stride + 1)
         kind = raw[start]
-        line = bytearray(raw[start + 1:start + 1 + stride])
+        line = bytearray(raw[start + 1 : start + 1 + stride])
         if kind == 1:
             for i in range(bpp, stride):
                 line[i] = (line[i] + line[i - bpp]) & 0xFF
@@ -357,6 +396,6 @@ def decode_png(data: bytes) -> Image:
                 line[i] = (line[i] + _paeth(left, prev[i], upleft)) & 0xFF
         elif kind != 0:
             raise ValueError(f"unknown PNG filter {kind}")
-        out[row * stride:(row + 1) * stride] = line
+        out[row * stride : (row + 1) * stride] = line
         prev = line
     return Image(width, height, bpp, bytes(out))

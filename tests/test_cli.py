@@ -51,6 +51,8 @@ def test_python_dash_m_runs_the_same_cli() -> None:
 
     out = subprocess.run(
         [sys.executable, "-m", "unigate", "check", str(ROOT / "examples" / "api.yaml")],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 0 and "ok — " in out.stdout

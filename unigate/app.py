@@ -82,8 +82,12 @@ async def discover_models(loaded: LoadedConfig, upstream: Upstream) -> dict[str,
 
     for i, p in enumerate(loaded.config.providers):
         if p.model is None and engine_for(p) != "openai":
-            log.warning("providers[%d] (%s): lists no models; discovery needs an OpenAI-compatible "
-                        "GET /models, so list them in 'model'", i, p.provider)
+            log.warning(
+                "providers[%d] (%s): lists no models; discovery needs an OpenAI-compatible "
+                "GET /models, so list them in 'model'",
+                i,
+                p.provider,
+            )
     await asyncio.gather(
         *(one(i) for i, p in enumerate(loaded.config.providers) if p.model is None and engine_for(p) == "openai")
     )
@@ -178,18 +182,21 @@ def create_app(
 
             def after(pending: Pending, record: RequestRecord) -> None:
                 if pending.token_charges:
-                    task = asyncio.ensure_future(
-                        correct_tokens(limiter, pending.token_charges, record.total_tokens)
-                    )
+                    task = asyncio.ensure_future(correct_tokens(limiter, pending.token_charges, record.total_tokens))
                     corrections.add(task)
                     task.add_done_callback(corrections.discard)
 
-            recorder = Recorder(
-                sink=writer, observer=metrics, cost=prices.cost, estimate=tokens.estimate, after=after
-            )
+            recorder = Recorder(sink=writer, observer=metrics, cost=prices.cost, estimate=tokens.estimate, after=after)
             app.state.gateway = Gateway(
-                runtime, KeyStore(runtime.keys), relay, recorder, store, writer, metrics,
-                env.get("UNIGATE_METRICS_TOKEN") or None, limiter,
+                runtime,
+                KeyStore(runtime.keys),
+                relay,
+                recorder,
+                store,
+                writer,
+                metrics,
+                env.get("UNIGATE_METRICS_TOKEN") or None,
+                limiter,
             )
             try:
                 yield

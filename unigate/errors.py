@@ -40,9 +40,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-_SECRETISH = re.compile(
-    r"(?:sk|pk|rk|ak|AIza|xai|gsk|key)[-_A-Za-z0-9]{12,}|Bearer\s+\S+|AKIA[0-9A-Z]{12,}", re.ASCII
-)
+_SECRETISH = re.compile(r"(?:sk|pk|rk|ak|AIza|xai|gsk|key)[-_A-Za-z0-9]{12,}|Bearer\s+\S+|AKIA[0-9A-Z]{12,}", re.ASCII)
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:

@@ -34,8 +34,7 @@ import orjson
 from unigate import tracing
 from unigate.config.compile import ClientKey, fingerprint
 from unigate.dialects import openai_chat
-from unigate.dialects.base import DialectOptions, UpstreamDialect
-from unigate.dialects.sse import SSEFramer
+from unigate.dialects.base import DialectOptions, Framer, UpstreamDialect
 from unigate.errors import (
     UpstreamError,
     UpstreamProtocolError,
@@ -222,7 +221,9 @@ class Relay:
                         started = time.perf_counter()
                         with attempt_span(
                             self.tracer,
-                            attempt.channel.name, attempt.candidate.upstream_model, len(served.attempts) + 1
+                            attempt.channel.name,
+                            attempt.candidate.upstream_model,
+                            len(served.attempts) + 1,
                         ) as span:
                             try:
                                 result = await self._attempt(call, attempt, api_key, served, deadline_at)
@@ -306,19 +307,21 @@ class Relay:
             if resp.status >= 400:
                 raw = await resp.read(limit=MAX_ERROR_BODY)
                 raise dialect.decode_error(resp.status, resp.headers, raw)
-            is_sse = "text/event-stream" in resp.headers.get("content-type", "")
-            if call.stream and is_sse:
+            is_stream = dialect.stream_media_type in resp.headers.get("content-type", "")
+            if call.stream and is_stream:
                 state: PassThroughStream | TranslatedStream
                 if passthrough:
                     state = PassThroughStream(candidate.alias, candidate.upstream_model, self.error_triggers)
                 else:
                     encoder = openai_chat.StreamEncoder(
-                        id=new_completion_id(), model=candidate.alias, created=int(time.time()),
+                        id=new_completion_id(),
+                        model=candidate.alias,
+                        created=int(time.time()),
                         include_usage=call.ir().include_usage,
                     )
                     state = TranslatedStream(dialect.stream_decoder(options), encoder, self.error_triggers)
                 served.stream = state
-                return await self._open_stream(resp, state, served, deadline_at)
+                return await self._open_stream(resp, dialect.framer(), state, served, deadline_at)
             if call.stream:
                 raise UpstreamProtocolError("upstream answered a streaming request without a stream")
             raw = await resp.read()
@@ -348,14 +351,16 @@ class Relay:
         data["model"] = alias
         return orjson.dumps(data)
 
-    def _translated_json(
-        self, raw: bytes, dialect: UpstreamDialect, options: DialectOptions, served: Served
-    ) -> bytes:
+    def _translated_json(self, raw: bytes, dialect: UpstreamDialect, options: DialectOptions, served: Served) -> bytes:
         self._check_triggers(raw)
         answer = dialect.decode_response(raw, options)
         served.usage = answer.usage
-        answer = replace(answer, id=answer.id or new_completion_id(), created=answer.created or int(time.time()),
-                         model=options.client_model)
+        answer = replace(
+            answer,
+            id=answer.id or new_completion_id(),
+            created=answer.created or int(time.time()),
+            model=options.client_model,
+        )
         return orjson.dumps(openai_chat.encode_response(answer))
 
     def _check_triggers(self, raw: bytes) -> None:
@@ -365,11 +370,15 @@ class Relay:
                 raise UpstreamProtocolError("upstream response matched an error trigger")
 
     async def _open_stream(
-        self, resp: UpstreamResponse, state: PassThroughStream | TranslatedStream, served: Served, deadline_at: float
+        self,
+        resp: UpstreamResponse,
+        framer: Framer,
+        state: PassThroughStream | TranslatedStream,
+        served: Served,
+        deadline_at: float,
     ) -> Streaming:
         """Peek until the first content event; raise (so the caller retries) if the stream
         fails, matches an error trigger, or ends before it."""
-        framer = SSEFramer()
         chunks = resp.iter_chunks()
         held: list[bytes] = []
         async for chunk in chunks:
@@ -387,7 +396,7 @@ class Relay:
         self,
         resp: UpstreamResponse,
         chunks: AsyncIterator[bytes],
-        framer: SSEFramer,
+        framer: Framer,
         state: PassThroughStream | TranslatedStream,
         held: list[bytes],
         deadline_at: float,

@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 
 from unigate.dialects import openai_chat
-from unigate.dialects.base import StreamDecoder
-from unigate.dialects.sse import SSEEvent, SSEFramer
+from unigate.dialects.base import Framer, StreamDecoder
+from unigate.dialects.sse import SSEEvent
 from unigate.errors import UnigateError, UpstreamProtocolError
 from unigate.events import CONTENT_EVENTS, Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, UsageEvent
 from unigate.ir import Usage
@@ -121,7 +121,7 @@ class PassThroughStream:
             return [b"data: " + orjson.dumps(chunk) + b"\n\n"]
         return [b"data: " + data.encode() + b"\n\n"]
 
-    def relay_close(self, framer: SSEFramer) -> list[bytes]:
+    def relay_close(self, framer: Framer) -> list[bytes]:
         """End of the upstream body: flush the framer; a stream that never finished is a
         truncated stream (an error), one that finished without ``[DONE]`` gets one."""
         frames: list[bytes] = []
@@ -163,7 +163,7 @@ class TranslatedStream:
             raise UpstreamProtocolError("upstream stream matched an error trigger before any content")
         return self._encode(self.decoder.feed(event))
 
-    def relay_close(self, framer: SSEFramer) -> list[bytes]:
+    def relay_close(self, framer: Framer) -> list[bytes]:
         frames: list[bytes] = []
         for event in framer.close():
             frames.extend(self.relay(event))

@@ -207,10 +207,7 @@ def is_internal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     reserved, unspecified, and IPv4-mapped IPv6 forms of those."""
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    return (
-        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
-        or ip.is_reserved or ip.is_unspecified
-    )
+    return ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified
 
 
 class _VettingResolver(AbstractResolver):
@@ -227,8 +224,11 @@ class _VettingResolver(AbstractResolver):
         infos = await self._inner.resolve(host, port, family)
         for info in infos:
             if is_internal(ipaddress.ip_address(info["host"])):
-                raise BadRequest("The image URL resolves to a private or internal address; refused.",
-                                 param="messages", code="image_url_refused")
+                raise BadRequest(
+                    "The image URL resolves to a private or internal address; refused.",
+                    param="messages",
+                    code="image_url_refused",
+                )
         return infos
 
     async def close(self) -> None:
@@ -271,12 +271,16 @@ class ImageFetcher:
                         url = urljoin(url, resp.headers["location"])
                         continue
                     if resp.status != 200:
-                        raise BadRequest(f"Fetching the image URL failed with status {resp.status}.",
-                                         param="messages", code="image_fetch_failed")
+                        raise BadRequest(
+                            f"Fetching the image URL failed with status {resp.status}.",
+                            param="messages",
+                            code="image_fetch_failed",
+                        )
                     media = resp.headers.get("content-type", "").split(";", 1)[0].strip().lower()
                     if not media.startswith("image/"):
-                        raise BadRequest("The image URL did not return an image.", param="messages",
-                                         code="image_fetch_failed")
+                        raise BadRequest(
+                            "The image URL did not return an image.", param="messages", code="image_fetch_failed"
+                        )
                     data = bytearray()
                     async for chunk in resp.content.iter_chunked(_CHUNK):
                         data += chunk
@@ -286,8 +290,9 @@ class ImageFetcher:
             except (aiohttp.ClientError, TimeoutError) as exc:
                 if isinstance(exc.__cause__, BadRequest):
                     raise exc.__cause__ from None
-                raise BadRequest("Fetching the image URL failed.", param="messages",
-                                 code="image_fetch_failed") from None
+                raise BadRequest(
+                    "Fetching the image URL failed.", param="messages", code="image_fetch_failed"
+                ) from None
         raise BadRequest("The image URL redirected too many times.", param="messages", code="image_fetch_failed")
 
     @staticmethod
@@ -302,8 +307,11 @@ class ImageFetcher:
         except ValueError:
             return
         if is_internal(ip):
-            raise BadRequest("The image URL points to a private or internal address; refused.",
-                             param="messages", code="image_url_refused")
+            raise BadRequest(
+                "The image URL points to a private or internal address; refused.",
+                param="messages",
+                code="image_url_refused",
+            )
 
     async def close(self) -> None:
         for session in self._sessions.values():

@@ -130,10 +130,13 @@ TABLE: Mapping[str, Mapping[str, Cell]] = {
     "multi_turn": _row(),
     "image": _row(),
     "image_url": _row(
-        **_for(_GEMINI, refused(
-            "Gemini takes images inline, from `gs://` or its Files API; unigate fetches and inlines "
-            "http(s) URLs only for channels with `fetch_images: true` (tests/gateway/test_images.py)"
-        ))
+        **_for(
+            _GEMINI,
+            refused(
+                "Gemini takes images inline, from `gs://` or its Files API; unigate fetches and inlines "
+                "http(s) URLs only for channels with `fetch_images: true` (tests/gateway/test_images.py)"
+            ),
+        )
     ),
     "audio": _row(**_for(_ANTHROPIC, refused("Anthropic models take no audio input"))),
     "tool_single": _row(),

@@ -288,8 +288,9 @@ def test_content_parts() -> None:
     )
     parts = request.messages[0].parts
     assert parts[:2] == (Text("look"), Image("https://x/a.png", "high"))
-    assert parts[2] == Opaque("openai", {"part": {"type": "image_url", "image_url": {"url": "https://x/b.png",
-                                                                                       "uuid": "u1"}}})
+    assert parts[2] == Opaque(
+        "openai", {"part": {"type": "image_url", "image_url": {"url": "https://x/b.png", "uuid": "u1"}}}
+    )
     assert parts[3] == Audio("AAAA", "mp3")
     assert isinstance(parts[4], Opaque) and isinstance(parts[5], Opaque)
 

@@ -154,8 +154,9 @@ def test_deltas() -> None:
 
 def test_tool_call_indexing() -> None:
     events = run(
-        chunk({"tool_calls": [{"index": 0, "id": "a", "type": "function",
-                               "function": {"name": "f", "arguments": ""}}]}),
+        chunk(
+            {"tool_calls": [{"index": 0, "id": "a", "type": "function", "function": {"name": "f", "arguments": ""}}]}
+        ),
         chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{"}}]}),
         chunk({"tool_calls": [{"index": 0, "id": "a", "function": {"name": "f", "arguments": "}"}}]}),
         # a server that reuses index 0 for a second call, with a new id

@@ -12,7 +12,7 @@ from unigate.errors import UpstreamProtocolError
 STREAM = (
     b"\xef\xbb\xbf: comment\r\n"
     b"event: message_start\r\n"
-    b"data: {\"a\": \"\xc3\xa9t\xc3\xa9\"}\r\n\r\n"
+    b'data: {"a": "\xc3\xa9t\xc3\xa9"}\r\n\r\n'
     b"data:no-space\n\n"
     b"data: line1\ndata: line2\n\n"
     b"id: 7\rdata: cr-only\r\r"

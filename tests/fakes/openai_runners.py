@@ -141,9 +141,7 @@ async def run(behaviour: Behaviour, ex: Exchange) -> bool:
     return await RUNNERS[type(behaviour)](behaviour, ex)
 
 
-async def send_answer(
-    ex: Exchange, answer: Answer, delay: float = 0.0, extra: Mapping[str, str] | None = None
-) -> bool:
+async def send_answer(ex: Exchange, answer: Answer, delay: float = 0.0, extra: Mapping[str, str] | None = None) -> bool:
     if not ex.stream:
         return await ex.respond(200, dumps(completion_json(answer)), extra=extra)
     await ex.stream_head(extra=extra)

@@ -173,11 +173,7 @@ class FakeOpenAI:
 
     @property
     def chat_requests(self) -> list[RecordedRequest]:
-        return [
-            r
-            for r in self.requests
-            if r.method == "POST" and r.path.rstrip("/").endswith("/chat/completions")
-        ]
+        return [r for r in self.requests if r.method == "POST" and r.path.rstrip("/").endswith("/chat/completions")]
 
     @property
     def connections(self) -> list[ConnectionRecord]:
@@ -221,9 +217,7 @@ class FakeOpenAI:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
 
     def __repr__(self) -> str:
@@ -325,9 +319,7 @@ class FakeOpenAI:
         parsed: Any = None
         with contextlib.suppress(ValueError):
             parsed = json.loads(req.body) if req.body else None
-        recorded = RecordedRequest(
-            req.method, req.path, req.headers, req.body, parsed, req.query, conn.record.id
-        )
+        recorded = RecordedRequest(req.method, req.path, req.headers, req.body, parsed, req.query, conn.record.id)
         with self._cond:
             self._requests.append(recorded)
             self._cond.notify_all()
@@ -414,7 +406,5 @@ class FakeOpenAIFactory:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         self.close()

@@ -48,9 +48,7 @@ def message_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(
-            str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text"
-        )
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
     return ""
 
 
@@ -154,9 +152,7 @@ def completion_json(answer: Answer) -> JsonObj:
         "model": answer.model,
         "system_fingerprint": SYSTEM_FINGERPRINT,
         "service_tier": "default",
-        "choices": [
-            {"index": 0, "message": message, "logprobs": None, "finish_reason": answer.finish_reason}
-        ],
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": answer.finish_reason}],
         "usage": usage_json(answer),
     }
 

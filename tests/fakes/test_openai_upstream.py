@@ -199,9 +199,7 @@ def test_parallel_tool_calls_non_stream(fake: FakeOpenAI, client: openai.OpenAI)
     [("required", "get_weather"), ({"type": "function", "function": {"name": "get_time"}}, "get_time")],
 )
 def test_echo_obeys_forced_tool_choice(client: openai.OpenAI, tool_choice: Any, expected: str) -> None:
-    completion = client.chat.completions.create(
-        model="gpt-4o", messages=HELLO, tools=WEATHER, tool_choice=tool_choice
-    )
+    completion = client.chat.completions.create(model="gpt-4o", messages=HELLO, tools=WEATHER, tool_choice=tool_choice)
     calls = completion.choices[0].message.tool_calls
     assert calls is not None and [c.function.name for c in calls] == [expected]  # type: ignore[union-attr]
     assert json.loads(calls[0].function.arguments) == {}  # type: ignore[union-attr]
@@ -252,9 +250,7 @@ def test_embeddings_are_deterministic_in_both_encodings(fake: FakeOpenAI, client
     assert fake.requests[-1].json["encoding_format"] == "base64"  # the SDK's default
     assert [d.index for d in first.data] == [0, 1] and len(first.data[0].embedding) == 8
     assert first.data[0].embedding == again.data[0].embedding != first.data[1].embedding
-    status, body = raw_post(
-        fake, {"model": "e", "input": "Paris", "encoding_format": "float"}, "/v1/embeddings"
-    )
+    status, body = raw_post(fake, {"model": "e", "input": "Paris", "encoding_format": "float"}, "/v1/embeddings")
     vector = json.loads(body)["data"][0]["embedding"]
     assert status == 200 and vector == pytest.approx(first.data[0].embedding, abs=1e-6)
 
@@ -367,9 +363,7 @@ def test_per_model_script_wins_over_global_queue(fake: FakeOpenAI, client: opena
 
 def test_default_behaviour_is_settable(fake: FakeOpenAI, client: openai.OpenAI) -> None:
     fake.default = Reply(text="always")
-    assert (
-        client.chat.completions.create(model="gpt-4o", messages=HELLO).choices[0].message.content == "always"
-    )
+    assert client.chat.completions.create(model="gpt-4o", messages=HELLO).choices[0].message.content == "always"
 
 
 def test_chunked_request_body_is_accepted(fake: FakeOpenAI) -> None:
@@ -383,9 +377,7 @@ def test_chunked_request_body_is_accepted(fake: FakeOpenAI) -> None:
         encode_chunked=True,
     )
     resp = conn.getresponse()
-    assert resp.status == 200 and json.loads(resp.read())["choices"][0]["message"]["content"].startswith(
-        "echo"
-    )
+    assert resp.status == 200 and json.loads(resp.read())["choices"][0]["message"]["content"].startswith("echo")
     conn.close()
     assert fake.chat_requests[0].headers["transfer-encoding"] == "chunked"
 
@@ -438,9 +430,7 @@ def test_gate_orders_concurrent_requests(fake: FakeOpenAI, client: openai.OpenAI
     )
     worker.start()
     assert fake.wait_for(lambda f: f.parked == 1)
-    order.append(
-        client.chat.completions.create(model="gpt-4o-mini", messages=HELLO).choices[0].message.content or ""
-    )
+    order.append(client.chat.completions.create(model="gpt-4o-mini", messages=HELLO).choices[0].message.content or "")
     assert order == ["echo: hello there world"]
     gate.set()
     worker.join(timeout=5)
@@ -463,9 +453,7 @@ def test_refuse_resets_the_connection(fake: FakeOpenAI, client: openai.OpenAI) -
 
 
 @pytest.mark.parametrize("how", ["reset", "fin"])
-def test_stream_then_die_is_an_sdk_error_after_the_chunks(
-    fake: FakeOpenAI, client: openai.OpenAI, how: Any
-) -> None:
+def test_stream_then_die_is_an_sdk_error_after_the_chunks(fake: FakeOpenAI, client: openai.OpenAI, how: Any) -> None:
     fake.script(StreamThenDie(chunks=2, how=how))
     got: list[ChatCompletionChunk] = []
     with pytest.raises(openai.APIConnectionError):
@@ -492,9 +480,7 @@ def test_stall_mid_stream_times_out_after_chunks(fake: FakeOpenAI, client: opena
     got: list[ChatCompletionChunk] = []
     with pytest.raises(openai.APITimeoutError):
         got.extend(
-            client.with_options(timeout=0.5).chat.completions.create(
-                model="gpt-4o", messages=HELLO, stream=True
-            )
+            client.with_options(timeout=0.5).chat.completions.create(model="gpt-4o", messages=HELLO, stream=True)
         )
     assert len(got) == 4
     assert fake.wait_for(lambda f: f.connections[0].peer_closed_first)

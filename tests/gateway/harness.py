@@ -54,9 +54,7 @@ def run_gateway(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, loop="asyncio", http="httptools", lifespan="on", access_log=False, log_level="warning"
-    )
+    config = uvicorn.Config(app, loop="asyncio", http="httptools", lifespan="on", access_log=False, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

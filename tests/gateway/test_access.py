@@ -21,9 +21,10 @@ K_LITERAL = "sk-literal-canary-4f0d"
 
 @pytest.fixture(scope="module")
 def fakes() -> Iterator[tuple[FakeOpenAI, FakeOpenAI]]:
-    with FakeOpenAI(models=("gpt-4o", "gpt-4o-mini", "o1")) as a, FakeOpenAI(
-        models=("gpt-4o", "meta/llama-3", "claude-3")
-    ) as b:
+    with (
+        FakeOpenAI(models=("gpt-4o", "gpt-4o-mini", "o1")) as a,
+        FakeOpenAI(models=("gpt-4o", "meta/llama-3", "claude-3")) as b,
+    ):
         yield a, b
 
 
@@ -160,10 +161,18 @@ def test_alternative_key_headers(gw: RunningGateway, header: str) -> None:
         (b'{"model":"gpt-4o","messages":[{"content":"x"}]}', "application/json", 400, "role"),
         (b'{"messages":[{"role":"user","content":"x"}]}', "application/json", 400, "model"),
         (b'{"model":5,"messages":[{"role":"user","content":"x"}]}', "application/json", 400, "model"),
-        (b'{"model":"gpt-4o","stream":"yes","messages":[{"role":"user","content":"x"}]}',
-         "application/json", 400, "stream"),
-        (b'{"model":"gpt-4o","temperature":NaN,"messages":[{"role":"user","content":"x"}]}',
-         "application/json", 400, "JSON"),
+        (
+            b'{"model":"gpt-4o","stream":"yes","messages":[{"role":"user","content":"x"}]}',
+            "application/json",
+            400,
+            "stream",
+        ),
+        (
+            b'{"model":"gpt-4o","temperature":NaN,"messages":[{"role":"user","content":"x"}]}',
+            "application/json",
+            400,
+            "JSON",
+        ),
         (b'{"model":"gpt-4o","n":' + b"9" * 5000 + b',"messages":[]}', "application/json", 400, "JSON"),
         (b"[" * 100000, "application/json", 400, "JSON"),
         (b'{"model":"\xc3\x28","messages":[]}', "application/json", 400, "JSON"),

@@ -16,10 +16,18 @@ from tests.gateway.harness import run_gateway
 CLIENT = "sk-client-opts-canary-2b7d"
 TOOLS = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
 HISTORY = [
-    {"role": "user", "content": [{"type": "text", "text": "look"},
-                                 {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]},
-    {"role": "assistant", "content": None,
-     "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+    {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "look"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+        ],
+    },
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+    },
     {"role": "tool", "tool_call_id": "c1", "content": "42"},
     {"role": "user", "content": "and now?"},
 ]
@@ -68,7 +76,10 @@ def test_tools_false_and_image_false_strip_what_the_channel_cannot_take(fake: Fa
     extra = "    tools: false\n    image: false\n"
     with run_gateway(one_channel(fake.base_url, extra)) as gw:
         gw.client(CLIENT).chat.completions.create(
-            model="gpt-4o", messages=HISTORY, tools=TOOLS, tool_choice="auto"  # type: ignore[arg-type]
+            model="gpt-4o",
+            messages=HISTORY,
+            tools=TOOLS,
+            tool_choice="auto",  # type: ignore[arg-type]
         )
     sent = fake.chat_requests[0].json
     assert "tools" not in sent and "tool_choice" not in sent

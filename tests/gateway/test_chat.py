@@ -126,14 +126,18 @@ def test_tool_calls_parallel_non_stream_and_stream(gw: RunningGateway, two: tupl
     a.script(Reply(tool_calls=calls), Reply(tool_calls=calls))
     client = gw.client(CLIENT)
     resp = client.chat.completions.create(
-        model="gpt-4o", messages=[{"role": "user", "content": "weather?"}], tools=tools  # type: ignore[arg-type]
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "weather?"}],
+        tools=tools,  # type: ignore[arg-type]
     )
     got = [(c.function.name, json.loads(c.function.arguments)) for c in resp.choices[0].message.tool_calls or []]
     assert got == [("get_weather", {"city": "Paris"}), ("get_time", {"tz": "CET"})]
     assert resp.choices[0].finish_reason == "tool_calls"
     assert a.chat_requests[-1].json["tools"] == tools
     with client.chat.completions.stream(
-        model="gpt-4o", messages=[{"role": "user", "content": "weather?"}], tools=tools  # type: ignore[arg-type]
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "weather?"}],
+        tools=tools,  # type: ignore[arg-type]
     ) as stream:
         final = stream.get_final_completion()
     streamed = [(c.function.name, json.loads(c.function.arguments)) for c in final.choices[0].message.tool_calls or []]

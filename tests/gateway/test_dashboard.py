@@ -91,8 +91,11 @@ def _ask(client: openai.OpenAI, model: str) -> None:
 def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traffic]:
     db = tmp_path_factory.mktemp("dashboard") / "stats.db"
     env = {"DISABLE_DATABASE": "false", "DB_PATH": str(db), "UNIGATE_STATS_FLUSH_INTERVAL": "0.1"}
-    with FakeOpenAI(api_key=UP_A) as a, FakeOpenAI(models=("gpt-4o", "gpt-4o-mini"), api_key=UP_B) as b, \
-            run_gateway(config(a, b), env=env) as gw:
+    with (
+        FakeOpenAI(api_key=UP_A) as a,
+        FakeOpenAI(models=("gpt-4o", "gpt-4o-mini"), api_key=UP_B) as b,
+        run_gateway(config(a, b), env=env) as gw,
+    ):
         user, admin = gw.client(USER), gw.client(ADMIN)
         channels: Counter[str] = Counter()
         failed: Counter[str] = Counter()
@@ -193,14 +196,20 @@ def test_without_a_key_the_login_page_has_no_data(traffic: Traffic) -> None:
 def test_a_non_admin_key_gets_403(traffic: Traffic) -> None:
     url = traffic.gw.url + "/dashboard"
     no: dict[str, str] = {}
-    for headers, cookies in ((no, {COOKIE: USER}), ({"x-api-key": USER}, no),
-                             ({"authorization": f"Bearer {USER}"}, no)):
+    for headers, cookies in (
+        (no, {COOKIE: USER}),
+        ({"x-api-key": USER}, no),
+        ({"authorization": f"Bearer {USER}"}, no),
+    ):
         resp = httpx.get(url, headers=headers, cookies=cookies)
         assert resp.status_code == 403, (headers, cookies)
         assert "not an <strong>admin</strong> key" in resp.text and "alpha" not in resp.text
     # An admin key works from a header or from the cookie; a header wins over the cookie.
-    for headers, cookies in ((no, {COOKIE: ADMIN}), ({"x-api-key": ADMIN}, no),
-                             ({"authorization": f"Bearer {ADMIN}"}, {COOKIE: USER})):
+    for headers, cookies in (
+        (no, {COOKIE: ADMIN}),
+        ({"x-api-key": ADMIN}, no),
+        ({"authorization": f"Bearer {ADMIN}"}, {COOKIE: USER}),
+    ):
         resp = httpx.get(url, headers=headers, cookies=cookies)
         assert resp.status_code == 200, (headers, cookies)
         assert "/dashboard/static/dashboard.js" in resp.text
@@ -311,7 +320,6 @@ def test_dashboard_renders_the_traffic(traffic: Traffic, browser: Browser) -> No
                 assert found >= minimum, (chart, s["name"], s["colour"], found)
 
 
-
 @browser_timeout
 def test_range_selector_and_refresh(traffic: Traffic, browser: Browser) -> None:
     page = open_page(browser, traffic.gw, ADMIN)
@@ -340,13 +348,16 @@ def test_login_in_the_browser(traffic: Traffic, browser: Browser) -> None:
     page.wait_for("document.getElementById('login') !== null")
     assert page.evaluate("document.querySelectorAll('table, svg').length") == 0
     # A wrong key: back on the login page, told so.
-    page.evaluate(f"document.getElementById('key').value = {json.dumps('sk-wrong')};"
-                  "document.getElementById('login').requestSubmit()")
+    page.evaluate(
+        f"document.getElementById('key').value = {json.dumps('sk-wrong')};"
+        "document.getElementById('login').requestSubmit()"
+    )
     page.wait_for("document.readyState === 'complete' && !document.getElementById('login-error').hidden")
     assert "not accepted" in page.evaluate("document.getElementById('login-error').textContent")
     # The admin key: the cookie is set as documented and the dashboard loads.
-    page.evaluate(f"document.getElementById('key').value = {json.dumps(ADMIN)};"
-                  "document.getElementById('login').requestSubmit()")
+    page.evaluate(
+        f"document.getElementById('key').value = {json.dumps(ADMIN)};document.getElementById('login').requestSubmit()"
+    )
     page.wait_for("document.body.dataset.state === 'ready'")
     cookies = {c["name"]: c for c in page.send("Network.getCookies", {"urls": [traffic.gw.url]})["cookies"]}
     assert cookies[COOKIE]["value"] == ADMIN
@@ -396,33 +407,63 @@ def demo_history(now: datetime) -> list[RequestRecord]:
                 error = None
                 if rng.random() < failing:
                     error = rng.choice(DEMO_ERRORS)
-                    attempts.append(AttemptRecord(channel=channel, upstream_model=model, key_fingerprint="key-1a2b",
-                                                  outcome=error[0], status=error[1], latency_ms=took))
+                    attempts.append(
+                        AttemptRecord(
+                            channel=channel,
+                            upstream_model=model,
+                            key_fingerprint="key-1a2b",
+                            outcome=error[0],
+                            status=error[1],
+                            latency_ms=took,
+                        )
+                    )
                     if rng.random() < 0.7:  # failed over
                         served, error = "openai", None
                         took += latency * rng.uniform(0.6, 1.2)
                 if error is None:
-                    attempts.append(AttemptRecord(channel=served, upstream_model=model, key_fingerprint="key-3c4d",
-                                                  outcome="ok", status=200, latency_ms=took))
-                records.append(RequestRecord(
-                    request_id=f"demo-{len(records)}", timestamp=stamp, endpoint="POST /v1/chat/completions",
-                    client_key=key, model=model, status=200 if error is None else error[1],
-                    success=error is None, latency_ms=round(took, 1), channel=served, upstream_model=model,
-                    attempts=tuple(attempts), error_class=None if error is None else error[0],
-                    error_message=None if error is None else error[2],
-                    prompt_tokens=prompt if error is None else 0, completion_tokens=completion if error is None else 0,
-                    cost=0.0 if error is not None else (prompt * price_in + completion * price_out) / 1e6,
-                ))
+                    attempts.append(
+                        AttemptRecord(
+                            channel=served,
+                            upstream_model=model,
+                            key_fingerprint="key-3c4d",
+                            outcome="ok",
+                            status=200,
+                            latency_ms=took,
+                        )
+                    )
+                records.append(
+                    RequestRecord(
+                        request_id=f"demo-{len(records)}",
+                        timestamp=stamp,
+                        endpoint="POST /v1/chat/completions",
+                        client_key=key,
+                        model=model,
+                        status=200 if error is None else error[1],
+                        success=error is None,
+                        latency_ms=round(took, 1),
+                        channel=served,
+                        upstream_model=model,
+                        attempts=tuple(attempts),
+                        error_class=None if error is None else error[0],
+                        error_message=None if error is None else error[2],
+                        prompt_tokens=prompt if error is None else 0,
+                        completion_tokens=completion if error is None else 0,
+                        cost=0.0 if error is not None else (prompt * price_in + completion * price_out) / 1e6,
+                    )
+                )
     return records
 
 
 def demo_config(channels: dict[str, FakeOpenAI]) -> str:
     extra = {"openrouter": ", llama-3.1-70b"}
-    providers = "".join(f"""
+    providers = "".join(
+        f"""
   - provider: {name}
     base_url: {fake.base_url}
     api: sk-up-demo-{name}
-    model: [gpt-4o, gpt-4o-mini{extra.get(name, "")}]""" for name, fake in channels.items())
+    model: [gpt-4o, gpt-4o-mini{extra.get(name, "")}]"""
+        for name, fake in channels.items()
+    )
     return f"""
 providers:{providers}
 api_keys:
@@ -450,8 +491,10 @@ def test_docs_screenshot(tmp_path: Path, browser: Browser) -> None:
     asyncio.run(seed())
     env = {"DISABLE_DATABASE": "false", "DB_PATH": str(db), "UNIGATE_STATS_FLUSH_INTERVAL": "0.1"}
     names = list(DEMO_CHANNELS)
-    fakes = {name: FakeOpenAI(models=("gpt-4o", "gpt-4o-mini", "llama-3.1-70b"), api_key=f"sk-up-demo-{name}")
-             for name in names}
+    fakes = {
+        name: FakeOpenAI(models=("gpt-4o", "gpt-4o-mini", "llama-3.1-70b"), api_key=f"sk-up-demo-{name}")
+        for name in names
+    }
     try:
         with run_gateway(demo_config(fakes), env=env) as gw:
             # Live: the only channel serving llama-3.1-70b fails now, and cools down.
@@ -459,9 +502,11 @@ def test_docs_screenshot(tmp_path: Path, browser: Browser) -> None:
             with pytest.raises(openai.APIStatusError):
                 _ask(gw.client(USER), "llama-3.1-70b")
             page = open_page(browser, gw, ADMIN)
-            page.wait_for("document.body.dataset.state === 'ready' && "
-                          "document.querySelectorAll('#table-health .bad').length === 1 && "
-                          "document.querySelector('#table-failures tbody th').textContent !== ''")
+            page.wait_for(
+                "document.body.dataset.state === 'ready' && "
+                "document.querySelectorAll('#table-health .bad').length === 1 && "
+                "document.querySelector('#table-failures tbody th').textContent !== ''"
+            )
             assert page.evaluate("document.querySelectorAll('#chart-requests path.series').length") == 3
             assert page.errors() == []
             SCREENSHOT.write_bytes(page.screenshot(full_page=True))
@@ -475,8 +520,9 @@ def test_statistics_disabled(browser: Browser) -> None:
     with FakeOpenAI(api_key=UP_A) as a, FakeOpenAI(api_key=UP_B) as b, run_gateway(config(a, b)) as gw:
         page = open_page(browser, gw, ADMIN)
         page.wait_for("document.body.dataset.loads >= 1")
-        problem = page.evaluate("document.getElementById('problem').hidden ? '' : "
-                                "document.getElementById('problem').textContent")
+        problem = page.evaluate(
+            "document.getElementById('problem').hidden ? '' : document.getElementById('problem').textContent"
+        )
         assert "DISABLE_DATABASE=true" in problem
         assert page.evaluate("document.getElementById('total-cooling').textContent") == "0"
         assert page.evaluate("document.querySelectorAll('#chart-requests path.series').length") == 0

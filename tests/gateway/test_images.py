@@ -75,15 +75,20 @@ def ask(gw: object, url: str) -> object:
     client = gw.client(CLIENT)  # type: ignore[attr-defined]
     return client.chat.completions.create(
         model="gemini-2.5-flash",
-        messages=[{"role": "user", "content": [
-            {"type": "text", "text": "what is it"}, {"type": "image_url", "image_url": {"url": url}}]}],
+        messages=[
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "what is it"}, {"type": "image_url", "image_url": {"url": url}}],
+            }
+        ],
     )
 
 
 def test_opted_in_channel_fetches_and_inlines(images: str) -> None:
-    with FakeGemini(api_key="gk") as gem, run_gateway(
-        config(gem, "fetch_images: true, fetch_images_allow_private: true")
-    ) as gw:
+    with (
+        FakeGemini(api_key="gk") as gem,
+        run_gateway(config(gem, "fetch_images: true, fetch_images_allow_private: true")) as gw,
+    ):
         ask(gw, images + "/hop")
         parts = gem.generate_requests[0].json["contents"][0]["parts"]
     inline = [p["inlineData"] for p in parts if "inlineData" in p]
@@ -103,9 +108,10 @@ def test_internal_targets_are_refused_before_connecting(images: str) -> None:
 
 
 def test_non_images_and_failures_are_client_errors(images: str) -> None:
-    with FakeGemini(api_key="gk") as gem, run_gateway(
-        config(gem, "fetch_images: true, fetch_images_allow_private: true")
-    ) as gw:
+    with (
+        FakeGemini(api_key="gk") as gem,
+        run_gateway(config(gem, "fetch_images: true, fetch_images_allow_private: true")) as gw,
+    ):
         for path in ("/page", "/missing"):
             with pytest.raises(openai.BadRequestError) as info:
                 ask(gw, images + path)
@@ -123,9 +129,20 @@ def test_without_opt_in_a_url_gemini_cannot_take_is_a_clear_400(images: str) -> 
 
 @pytest.mark.parametrize(
     ("address", "internal"),
-    [("127.0.0.1", True), ("10.1.2.3", True), ("172.16.0.1", True), ("192.168.1.1", True),
-     ("169.254.169.254", True), ("0.0.0.0", True), ("::1", True), ("::ffff:127.0.0.1", True),
-     ("fe80::1", True), ("fd00::1", True), ("8.8.8.8", False), ("2001:4860:4860::8888", False)],
+    [
+        ("127.0.0.1", True),
+        ("10.1.2.3", True),
+        ("172.16.0.1", True),
+        ("192.168.1.1", True),
+        ("169.254.169.254", True),
+        ("0.0.0.0", True),
+        ("::1", True),
+        ("::ffff:127.0.0.1", True),
+        ("fe80::1", True),
+        ("fd00::1", True),
+        ("8.8.8.8", False),
+        ("2001:4860:4860::8888", False),
+    ],
 )
 def test_internal_address_predicate(address: str, internal: bool) -> None:
     assert is_internal(ipaddress.ip_address(address)) is internal

@@ -45,8 +45,10 @@ async def burst(base_url: str, n: int) -> Counter[int]:
     limits = httpx.Limits(max_connections=n)
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
         responses = await asyncio.gather(
-            *(client.post(base_url + "/chat/completions", json=body, headers={"authorization": f"Bearer {CLIENT}"})
-              for _ in range(n))
+            *(
+                client.post(base_url + "/chat/completions", json=body, headers={"authorization": f"Bearer {CLIENT}"})
+                for _ in range(n)
+            )
         )
     return Counter(r.status_code for r in responses)
 
@@ -163,9 +165,26 @@ def _free_port() -> int:
 
 def _serve(cfg: Path, port: int, env: dict[str, str], workers: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "unigate", "serve", "--config", str(cfg), "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(workers), "--log-level", "warning"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "unigate",
+            "serve",
+            "--config",
+            str(cfg),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
 
 
@@ -186,8 +205,12 @@ def test_exact_across_workers_and_instances_sharing_redis(fake: FakeOpenAI, tmp_
     redis_url = _redis_or_skip()
     cfg = tmp_path / "api.yaml"
     cfg.write_text(config(fake, "rate_limit: 100/min"))
-    env = {**os.environ, "REDIS_URL": redis_url, "UNIGATE_REDIS_PREFIX": f"ugtest:{uuid.uuid4().hex}:",
-           "DISABLE_DATABASE": "true"}
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "UNIGATE_REDIS_PREFIX": f"ugtest:{uuid.uuid4().hex}:",
+        "DISABLE_DATABASE": "true",
+    }
     ports = [_free_port()] if layout == "two-workers" else [_free_port(), _free_port()]
     procs = [_serve(cfg, p, env, 2 if layout == "two-workers" else 1) for p in ports]
     try:

@@ -62,7 +62,9 @@ def ask(gw: RunningGateway, stream: bool = False) -> tuple[str, str]:
         raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=messages)  # type: ignore[arg-type]
         return raw.parse().choices[0].message.content or "", raw.headers["x-unigate-channel"]
     with client.chat.completions.with_streaming_response.create(
-        model="gpt-4o", messages=messages, stream=True  # type: ignore[arg-type]
+        model="gpt-4o",
+        messages=messages,
+        stream=True,  # type: ignore[arg-type]
     ) as resp:
         text = "".join(c.choices[0].delta.content or "" for c in resp.parse() if c.choices)
         return text, resp.headers.get("x-unigate-channel", "")
@@ -202,7 +204,7 @@ def test_stream_dying_after_content_ends_with_an_error_event(pair: tuple[FakeOpe
         events = [e for e in raw.split(b"\n\n") if e]
         assert events[-1] == b"data: [DONE]"
         assert events[-2].startswith(b'data: {"error"')
-        assert b"finish_reason\":\"stop" not in raw  # no synthetic stop
+        assert b'finish_reason":"stop' not in raw  # no synthetic stop
         assert b.chat_requests == []
 
 
@@ -254,8 +256,11 @@ def test_keepalive_stream_fails_over_invisibly_and_reports_final_errors_in_band(
 def test_retry_count_limits_attempts(pair: tuple[FakeOpenAI, FakeOpenAI]) -> None:
     a, b = pair
     with FakeOpenAI(strict_models=False) as c:
-        text = two_channels(a, b) + """    preferences: {AUTO_RETRY: 1}
+        text = (
+            two_channels(a, b)
+            + """    preferences: {AUTO_RETRY: 1}
 """
+        )
         text = text.replace(
             "\npreferences: {",
             f"\n  - provider: gamma\n    base_url: {c.base_url}\n    api: kc\n    model: [gpt-4o]\npreferences: {{",

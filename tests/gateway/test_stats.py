@@ -128,20 +128,31 @@ def test_records_for_success_retry_failure_and_stream(database: tuple[dict[str, 
         with pytest.raises(openai.BadRequestError):
             user.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "q3"}])
         a.script(Reply(text="three four", usage=(13, 5)))
-        list(user.chat.completions.create(
-            model="gpt-4o", messages=[{"role": "user", "content": "q4"}], stream=True,
-            stream_options={"include_usage": True},
-        ))
+        list(
+            user.chat.completions.create(
+                model="gpt-4o",
+                messages=[{"role": "user", "content": "q4"}],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
         rows = records(gw, 4)
         ok, retried, failed, streamed = rows[-4:]
         assert (ok["status"], ok["success"], ok["channel"], ok["prompt_tokens"], ok["completion_tokens"]) == (
-            200, True, "alpha", 11, 3)
+            200,
+            True,
+            "alpha",
+            11,
+            3,
+        )
         assert ok["client_key"] == "team-a" and ok["model"] == "gpt-4o" and not ok["tokens_estimated"]
         assert [x["outcome"] for x in ok["attempts"]] == ["ok"]
         assert ok["upstream_key"] and ok["upstream_key"].startswith("key-")
         assert retried["channel"] == "beta" and retried["prompt_tokens"] == 12
         assert [(x["channel"], x["outcome"], x["status"]) for x in retried["attempts"]] == [
-            ("alpha", "UpstreamUnavailable", 500), ("beta", "ok", 200)]
+            ("alpha", "UpstreamUnavailable", 500),
+            ("beta", "ok", 200),
+        ]
         assert (failed["status"], failed["success"], failed["error_class"]) == (400, False, "UpstreamRequestError")
         assert "bad temperature" in failed["error_message"]
         assert streamed["stream"] and streamed["completion_tokens"] == 5 and streamed["ttft_ms"] is not None
@@ -185,9 +196,23 @@ def test_sigterm_flushes_queued_records(tmp_path: Path) -> None:
         env = {**os.environ, "DB_PATH": str(db), "UNIGATE_STATS_FLUSH_INTERVAL": "3600"}
         env.pop("DISABLE_DATABASE", None)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "unigate", "serve", "--config", str(cfg), "--port", str(port),
-             "--host", "127.0.0.1", "--log-level", "warning"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "unigate",
+                "serve",
+                "--config",
+                str(cfg),
+                "--port",
+                str(port),
+                "--host",
+                "127.0.0.1",
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         try:
             base = f"http://127.0.0.1:{port}"

@@ -34,8 +34,10 @@ api_keys:
                 model="gpt-4o", messages=[{"role": "user", "content": "t"}]
             )
     spans = [s for s in EXPORTER.get_finished_spans() if s.name == "unigate.upstream"]
-    got = [(s.attributes["unigate.channel"], s.attributes["unigate.attempt"], s.attributes["unigate.outcome"])
-           for s in spans]
+    got = [
+        (s.attributes["unigate.channel"], s.attributes["unigate.attempt"], s.attributes["unigate.outcome"])
+        for s in spans
+    ]
     assert got == [("alpha", 1, "UpstreamUnavailable"), ("beta", 2, "ok")]
     assert spans[0].attributes["http.response.status_code"] == 503
     dump = repr([dict(s.attributes or {}) for s in spans])

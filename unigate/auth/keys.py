@@ -19,9 +19,7 @@ from collections.abc import Iterable, Mapping
 from unigate.config.compile import ClientKey
 from unigate.errors import PermissionDenied, Unauthorized
 
-UNAUTHORIZED_MESSAGE = (
-    "Invalid or missing API key. Send it as 'Authorization: Bearer <key>' (or x-api-key)."
-)
+UNAUTHORIZED_MESSAGE = "Invalid or missing API key. Send it as 'Authorization: Bearer <key>' (or x-api-key)."
 MAX_KEY_LENGTH = 4096
 
 

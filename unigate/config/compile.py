@@ -109,12 +109,23 @@ class ServiceAccount:
 
 
 @dataclass(frozen=True, slots=True)
+class AwsCredentials:
+    """AWS Bedrock's SigV4 credentials (``aws_access_key``, ``aws_secret_key``, optional
+    ``aws_session_token``). The secret parts never appear in ``repr``."""
+
+    access_key: str
+    secret_key: str = field(repr=False)
+    session_token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Channel:
     """One ``providers[]`` entry, compiled. ``models`` maps alias → upstream name.
 
     ``base_url`` is the OpenAI-style API root (``openai_root``); hosts with other URL shapes
     read ``raw_base_url``, the configured ``base_url`` verbatim (``None`` when not set).
-    ``project_id``, ``region`` and ``service_account`` are the Vertex AI keys (§2.2)."""
+    ``project_id``, ``region`` and ``service_account`` are the Vertex AI keys (§2.2);
+    ``cf_account_id`` is Cloudflare's account and ``aws`` Bedrock's SigV4 credentials."""
 
     name: str
     index: int
@@ -141,6 +152,8 @@ class Channel:
     project_id: str | None = None
     region: str = "global"
     service_account: ServiceAccount | None = None
+    cf_account_id: str | None = None
+    aws: AwsCredentials | None = None
 
     @property
     def chat_url(self) -> str:
@@ -287,6 +300,12 @@ def compile_channel(
         service_account=(
             ServiceAccount(provider.client_email, provider.private_key)
             if provider.client_email and provider.private_key
+            else None
+        ),
+        cf_account_id=provider.cf_account_id,
+        aws=(
+            AwsCredentials(provider.aws_access_key, provider.aws_secret_key, provider.aws_session_token)
+            if provider.aws_access_key and provider.aws_secret_key
             else None
         ),
     )

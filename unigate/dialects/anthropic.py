@@ -40,7 +40,7 @@ from unigate.dialects.anthropic_wire import (
     load_object,
     usage_from,
 )
-from unigate.dialects.base import DialectOptions, UpstreamDialect
+from unigate.dialects.base import SSE_MEDIA_TYPE, DialectOptions, Framer, UpstreamDialect, sse_framer
 from unigate.errors import UpstreamError, UpstreamProtocolError
 from unigate.ir import ChatRequest, ChatResponse, Message, Opaque, Part, Reasoning, Text, ToolCall
 
@@ -133,6 +133,11 @@ class AnthropicDialect:
     def stream_decoder(self, options: DialectOptions) -> AnthropicStreamDecoder:
         """A fresh state machine for one streamed answer."""
         return AnthropicStreamDecoder(options)
+
+    stream_media_type = SSE_MEDIA_TYPE
+
+    def framer(self) -> Framer:
+        return sse_framer()
 
 
 DIALECT: UpstreamDialect = AnthropicDialect("anthropic")

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from unigate.dialects.sse import SSEEvent
+from unigate.dialects.sse import SSEEvent, SSEFramer
 from unigate.errors import UpstreamError
 from unigate.events import Event
 from unigate.ir import ChatRequest, ChatResponse
@@ -43,10 +43,36 @@ class StreamDecoder(Protocol):
     def close(self) -> list[Event]: ...
 
 
+class Framer(Protocol):
+    """Cuts a streamed response body into events. ``feed`` takes bytes exactly as they came off
+    the socket (split anywhere) and returns the events completed so far; ``close`` is called
+    once at the end of the body and returns what is left (or raises ``UpstreamProtocolError``
+    for a truncated frame). SSE is the common framing (:class:`SSEFramer`); a provider with its
+    own binary framing (Bedrock's ``application/vnd.amazon.eventstream``) turns each of its
+    messages into an ``SSEEvent`` for its decoder."""
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]: ...
+
+    def close(self) -> list[SSEEvent]: ...
+
+
+SSE_MEDIA_TYPE = "text/event-stream"
+
+
+def sse_framer() -> Framer:
+    """A fresh SSE framer (the ``framer`` of every SSE-speaking dialect)."""
+    return SSEFramer()
+
+
 class UpstreamDialect(Protocol):
-    """How to talk to one family of provider APIs."""
+    """How to talk to one family of provider APIs.
+
+    ``stream_media_type`` is the ``content-type`` a streamed answer arrives with (an answer
+    without it to a streaming request is a protocol error); ``framer`` makes a fresh
+    :class:`Framer` for one streamed answer."""
 
     name: str
+    stream_media_type: str
 
     def encode_request(self, request: ChatRequest, options: DialectOptions) -> dict[str, Any]:
         """The JSON body to send upstream."""
@@ -62,4 +88,8 @@ class UpstreamDialect(Protocol):
 
     def stream_decoder(self, options: DialectOptions) -> StreamDecoder:
         """A fresh decoder for one streamed answer."""
+        ...
+
+    def framer(self) -> Framer:
+        """A fresh framer for one streamed answer's body."""
         ...

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from unigate.dialects.base import DialectOptions, UpstreamDialect
+from unigate.dialects.base import SSE_MEDIA_TYPE, DialectOptions, Framer, UpstreamDialect, sse_framer
 from unigate.dialects.gemini_errors import decode_error as _decode_error
 from unigate.dialects.gemini_request import SIGNATURE_FALLBACK_SETTING
 from unigate.dialects.gemini_request import encode_request as _encode_request
@@ -47,6 +47,11 @@ class GeminiDialect:
 
     def stream_decoder(self, options: DialectOptions) -> GeminiStreamDecoder:
         return GeminiStreamDecoder(options)
+
+    stream_media_type = SSE_MEDIA_TYPE
+
+    def framer(self) -> Framer:
+        return sse_framer()
 
 
 DIALECT: UpstreamDialect = GeminiDialect()

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from unigate.dialects.base import DialectOptions, StreamDecoder, UpstreamDialect
+from unigate.dialects.base import SSE_MEDIA_TYPE, DialectOptions, Framer, StreamDecoder, UpstreamDialect, sse_framer
 from unigate.dialects.openai_chat_errors import decode_error
 from unigate.dialects.openai_chat_parse import DIALECT_NAME, REFUSED_FIELDS, parse_request
 from unigate.dialects.openai_chat_request import encode_request
@@ -57,6 +57,11 @@ class OpenAIChatDialect:
 
     def stream_decoder(self, options: DialectOptions) -> StreamDecoder:
         return OpenAIStreamDecoder(options)
+
+    stream_media_type = SSE_MEDIA_TYPE
+
+    def framer(self) -> Framer:
+        return sse_framer()
 
 
 DIALECT: UpstreamDialect = OpenAIChatDialect()

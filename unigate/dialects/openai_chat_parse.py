@@ -213,8 +213,7 @@ def parse_request(body: Mapping[str, Any]) -> ChatRequest:
     for key in body:
         if key in REFUSED_FIELDS:
             raise BadRequest(
-                f"'{key}' is not accepted: upstream endpoints and credentials come from the gateway's "
-                "configuration.",
+                f"'{key}' is not accepted: upstream endpoints and credentials come from the gateway's configuration.",
                 param=key,
             )
         if key in LEGACY_FIELDS and body[key] is not None:

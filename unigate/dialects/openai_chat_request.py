@@ -147,9 +147,7 @@ def _encode_message(message: Message, path: str) -> list[dict[str, Any]]:
         out[0].update(fields)
         return out
     if (reasoning or calls) and message.role != "assistant":
-        raise UnsupportedFeature(
-            f"Tool calls and reasoning cannot appear in a {message.role} message.", param=path
-        )
+        raise UnsupportedFeature(f"Tool calls and reasoning cannot appear in a {message.role} message.", param=path)
     if results and not (content or calls or reasoning or fields):
         return out
     msg: dict[str, Any] = {"role": message.role}

@@ -79,9 +79,7 @@ def decode_usage(value: object) -> Usage | None:
     prompt_details = value.get("prompt_tokens_details")
     completion_details = value.get("completion_tokens_details")
     cached = _count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, Mapping) else 0
-    reasoning = (
-        _count(completion_details.get("reasoning_tokens")) if isinstance(completion_details, Mapping) else 0
-    )
+    reasoning = _count(completion_details.get("reasoning_tokens")) if isinstance(completion_details, Mapping) else 0
     return Usage(
         prompt_tokens=_count(value.get("prompt_tokens")),
         completion_tokens=_count(value.get("completion_tokens")),

@@ -270,4 +270,3 @@ class StreamEncoder:
     @staticmethod
     def _frame(obj: Mapping[str, Any]) -> bytes:
         return b"data: " + orjson.dumps(obj) + b"\n\n"
-

@@ -52,9 +52,7 @@ async def admit(
         decision = await limiter.acquire(scope, limits, cost)
         if not decision.allowed:
             if decision.retry_after is None:
-                raise PayloadTooLarge(
-                    f"The prompt (~{cost} tokens) is larger than a token limit of this key allows."
-                )
+                raise PayloadTooLarge(f"The prompt (~{cost} tokens) is larger than a token limit of this key allows.")
             which = "this key" if scope != "global" else "the gateway"
             raise RateLimited(
                 f"Rate limit of {which} reached for '{model}'; retry after {decision.retry_after:.1f} s.",

@@ -157,9 +157,7 @@ class Recorder:
             status=status,
             success=200 <= status < 300 and error is None,
             latency_ms=round((time.perf_counter() - pending.started) * 1000, 3),
-            channel=(served.channel or (served.attempts[-1].channel if served.attempts else None))
-            if served
-            else None,
+            channel=(served.channel or (served.attempts[-1].channel if served.attempts else None)) if served else None,
             upstream_model=(served.upstream_model or None) if served else None,
             upstream_key=served.upstream_key if served else None,
             attempts=tuple(

@@ -38,8 +38,14 @@ def error_response(err: UnigateError, headers: dict[str, str] | None = None) -> 
 
 
 def internal_error_response() -> Response:
-    body = {"error": {"message": "Internal error in the gateway.", "type": "server_error",
-                      "param": None, "code": "internal_error"}}
+    body = {
+        "error": {
+            "message": "Internal error in the gateway.",
+            "type": "server_error",
+            "param": None,
+            "code": "internal_error",
+        }
+    }
     return JSONBytes(orjson.dumps(body), status_code=500)
 
 

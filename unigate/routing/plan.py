@@ -146,9 +146,7 @@ class Planner:
         key = self._rings[channel.name].pick(lambda k: health.key_available(channel.name, k), exclude)
         return key is not None, key
 
-    def record_failure(
-        self, attempt: Attempt, api_key: str | None, action: Action, retry_after: float | None
-    ) -> None:
+    def record_failure(self, attempt: Attempt, api_key: str | None, action: Action, retry_after: float | None) -> None:
         """Apply the cooldowns ``action`` asks for."""
         channel = attempt.channel
         health = self.health
