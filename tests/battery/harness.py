@@ -493,4 +493,9 @@ def start(provider: str) -> Iterator[Harness]:
             with _serve(vh, config_text(provider, head, models, NO_KEYS), env) as h:
                 yield h
     else:
-        raise ValueError(f"unknown provider {provider!r}")
+        from tests.battery.more_providers import STARTERS
+
+        if provider not in STARTERS:
+            raise ValueError(f"unknown provider {provider!r}")
+        with STARTERS[provider]() as h:
+            yield h

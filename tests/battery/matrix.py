@@ -108,76 +108,51 @@ SCENARIO_IDS: tuple[str, ...] = tuple(s.id for s in SCENARIOS)
 
 YES = Cell("yes")
 FORWARDED = Cell("yes", "forwarded unchanged: the upstream decides")
-_ANTHROPIC = ("anthropic", "vertex-claude")
-_GEMINI = ("gemini", "vertex-gemini")
-
-
-def _row(default: Cell = YES, **by_provider: Cell) -> dict[str, Cell]:
-    return {p: by_provider.get(p.replace("-", "_"), default) for p in PROVIDER_IDS}
-
-
-def _for(group: tuple[str, ...], cell: Cell) -> dict[str, Cell]:
-    return {p.replace("-", "_"): cell for p in group}
 
 
 def refused(reason: str) -> Cell:
     return Cell("400", reason)
 
 
-TABLE: Mapping[str, Mapping[str, Cell]] = {
-    "text": _row(),
-    "system": _row(),
-    "multi_turn": _row(),
-    "image": _row(),
-    "image_url": _row(
-        **_for(
-            _GEMINI,
-            refused(
-                "Gemini takes images inline, from `gs://` or its Files API; unigate fetches and inlines "
-                "http(s) URLs only for channels with `fetch_images: true` (tests/gateway/test_images.py)"
-            ),
-        )
-    ),
-    "audio": _row(**_for(_ANTHROPIC, refused("Anthropic models take no audio input"))),
-    "tool_single": _row(),
-    "tool_parallel": _row(),
-    "tool_result": _row(),
-    "tool_choice": _row(),
-    "parallel_off": _row(
-        openai=FORWARDED, **_for(_GEMINI, refused("Gemini has no switch to turn parallel function calls off"))
-    ),
-    "json_mode": _row(**_for(_ANTHROPIC, refused("Anthropic has no JSON mode without a schema: use `json_schema`"))),
-    "json_schema": _row(),
-    "stop": _row(),
-    "stop_many": _row(openai=FORWARDED, **_for(_GEMINI, refused("Gemini accepts at most 5 stop sequences"))),
-    "max_tokens": _row(),
-    "temperature_2": _row(openai=FORWARDED, **_for(_ANTHROPIC, refused("Anthropic accepts temperature 0–1 only"))),
-    "seed": _row(openai=FORWARDED, **_for(_ANTHROPIC, refused("Anthropic has no `seed`"))),
-    "n": _row(
-        openai=FORWARDED,
-        **_for(_ANTHROPIC, refused("one choice per request; `n` must be 1")),
-        **_for(_GEMINI, refused("one choice per request; `n` must be 1")),
-    ),
-    "logprobs": _row(
-        openai=FORWARDED,
-        **_for(_ANTHROPIC, refused("Anthropic returns no log probabilities")),
-        **_for(_GEMINI, refused("log probabilities are not translated for Gemini")),
-    ),
-    "reasoning": _row(),
-    "reasoning_tool": _row(
-        openai=FORWARDED,
-        **_for(_ANTHROPIC, refused("with thinking on, Anthropic allows tool_choice auto or none only")),
-    ),
-    "usage": _row(),
-    "include_usage": _row(),
-    "error_400": _row(),
-    "error_auth": _row(),
-    "error_429": _row(),
-    "error_429_only": _row(),
-    "error_5xx": _row(),
-    "mid_stream_error": _row(),
-    "truncated": _row(),
+# Cells shared by the two Anthropic-speaking and the two Gemini-speaking hosts.
+ANTHROPIC_CELLS: Mapping[str, Cell] = {
+    "audio": refused("Anthropic models take no audio input"),
+    "json_mode": refused("Anthropic has no JSON mode without a schema: use `json_schema`"),
+    "temperature_2": refused("Anthropic accepts temperature 0–1 only"),
+    "seed": refused("Anthropic has no `seed`"),
+    "n": refused("one choice per request; `n` must be 1"),
+    "logprobs": refused("Anthropic returns no log probabilities"),
+    "reasoning_tool": refused("with thinking on, Anthropic allows tool_choice auto or none only"),
 }
+GEMINI_CELLS: Mapping[str, Cell] = {
+    "image_url": refused(
+        "Gemini takes images inline, from `gs://` or its Files API; unigate fetches and inlines "
+        "http(s) URLs only for channels with `fetch_images: true` (tests/gateway/test_images.py)"
+    ),
+    "parallel_off": refused("Gemini has no switch to turn parallel function calls off"),
+    "stop_many": refused("Gemini accepts at most 5 stop sequences"),
+    "n": refused("one choice per request; `n` must be 1"),
+    "logprobs": refused("log probabilities are not translated for Gemini"),
+}
+PASS_THROUGH_CELLS: Mapping[str, Cell] = {
+    scenario: FORWARDED
+    for scenario in ("parallel_off", "stop_many", "temperature_2", "seed", "n", "logprobs", "reasoning_tool")
+}
+"""OpenAI-compatible hosts: parameters the gateway forwards without translating."""
+
+EXCEPT: Mapping[str, Mapping[str, Cell]] = {
+    # provider id → the cells that are not a plain "yes" (one block per provider)
+    "openai": PASS_THROUGH_CELLS,
+    "anthropic": ANTHROPIC_CELLS,
+    "gemini": GEMINI_CELLS,
+    "vertex-gemini": GEMINI_CELLS,
+    "vertex-claude": ANTHROPIC_CELLS,
+}
+
+TABLE: Mapping[str, Mapping[str, Cell]] = {
+    scenario: {p: EXCEPT.get(p, {}).get(scenario, YES) for p in PROVIDER_IDS} for scenario in SCENARIO_IDS
+}
+"""scenario → provider → cell."""
 
 
 def cell(provider: str, scenario: str) -> Cell:
