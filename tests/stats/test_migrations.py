@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ def _diff(conn: Connection) -> list[Any]:
 
 
 def test_one_head() -> None:
-    assert ScriptDirectory.from_config(alembic_config()).get_heads() == ["0001"]
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == ["0002"]
 
 
 async def _check_fresh_migration(engine: AsyncEngine) -> None:
@@ -55,8 +56,8 @@ async def _check_fresh_migration(engine: AsyncEngine) -> None:
     await migrate(engine)
     await migrate(engine)  # idempotent
     async with engine.connect() as conn:
-        assert await conn.run_sync(_tables) == {"request_stats", "channel_stats", VERSION_TABLE}
-        assert await conn.run_sync(_revision) == "0001"
+        assert await conn.run_sync(_tables) == {"request_stats", VERSION_TABLE}
+        assert await conn.run_sync(_revision) == "0002"
         assert await conn.run_sync(_diff) == [], "the migrations and schema.py disagree"
 
 
@@ -97,7 +98,7 @@ async def test_concurrent_migrations_from_several_processes(make_store: StoreFac
     try:
         await asyncio.gather(*(s.open() for s in stores))
         async with stores[0].engine.connect() as conn:
-            assert await conn.run_sync(_revision) == "0001"
+            assert await conn.run_sync(_revision) == "0002"
     finally:
         for s in stores:
             await s.close()
@@ -134,7 +135,7 @@ async def test_uni_api_tables_are_kept_aside(make_store: StoreFactory, db_target
     try:
         async with store.engine.connect() as conn:
             tables = await conn.run_sync(_tables)
-            assert {"uni_api_request_stats", "uni_api_channel_stats", "request_stats", "channel_stats"} <= tables
+            assert {"uni_api_request_stats", "uni_api_channel_stats", "request_stats"} <= tables
             old = (await conn.exec_driver_sql("SELECT request_id, api_key FROM uni_api_request_stats")).all()
             assert [tuple(r) for r in old] == [("old-1", "sk-legacy")]
             assert (await conn.exec_driver_sql("SELECT count(*) FROM uni_api_channel_stats")).scalar() == 1
@@ -153,6 +154,70 @@ def test_offline_sql_generation() -> None:
     config.set_main_option("sqlalchemy.url", "postgresql://")
     command.upgrade(config, "head", sql=True)
     sql = out.getvalue()
-    assert "CREATE TABLE request_stats" in sql and "CREATE TABLE channel_stats" in sql
+    assert "CREATE TABLE request_stats" in sql
+    assert "ALTER TABLE request_stats ADD COLUMN attempts" in sql and "DROP TABLE channel_stats" in sql
     assert "CREATE UNIQUE INDEX ug_request_stats_request_id" in sql
     assert "unigate_alembic_version" in sql
+
+
+async def test_0002_moves_attempts_into_the_request_row_and_back(db_target: DbTarget) -> None:
+    """A database written by revision 0001 (two tables) keeps every attempt through the upgrade,
+    and a downgrade rebuilds ``channel_stats`` from the JSON."""
+    engine = create_engine(db_target.url, db_target.engine_options)
+
+    def run(conn: Connection, target: str, down: bool = False) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        (command.downgrade if down else command.upgrade)(config, target)
+
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(run, "0001")
+            stamp = "'2026-01-02 03:04:05.000000'"
+            await conn.exec_driver_sql(
+                "INSERT INTO request_stats (request_id, timestamp, endpoint, model, attempt_count, status, success,"
+                " latency_ms, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, total_tokens,"
+                f" tokens_estimated, cost, stream) VALUES ('r1', {stamp}, '/v1/chat/completions', 'm', 2, 200,"
+                " true, 5, 1, 1, 0, 0, 2, false, 0, false), ('r2', {stamp}, '/v1/chat/completions', 'm', 0, 401,"
+                " false, 1, 0, 0, 0, 0, 0, false, 0, false)".replace("{stamp}", stamp)
+            )
+            await conn.exec_driver_sql(
+                "INSERT INTO channel_stats (request_id, attempt, timestamp, channel, model, upstream_model,"
+                f" key_fingerprint, success, status, outcome, latency_ms) VALUES ('r1', 1, {stamp}, 'b', 'm', 'mb',"
+                f" NULL, true, 200, 'ok', 2.5), ('r1', 0, {stamp}, 'a', 'm', 'ma', 'key-1', false, 500,"
+                " 'UpstreamServerError', 1.5)"
+            )
+            await conn.run_sync(run, "head")
+            rows = dict((await conn.exec_driver_sql("SELECT request_id, attempts FROM request_stats")).all())
+            assert {k: json.loads(v) for k, v in rows.items()} == {
+                "r1": [
+                    {
+                        "channel": "a",
+                        "upstream_model": "ma",
+                        "key_fingerprint": "key-1",
+                        "outcome": "UpstreamServerError",
+                        "status": 500,
+                        "latency_ms": 1.5,
+                    },
+                    {
+                        "channel": "b",
+                        "upstream_model": "mb",
+                        "key_fingerprint": None,
+                        "outcome": "ok",
+                        "status": 200,
+                        "latency_ms": 2.5,
+                    },
+                ],
+                "r2": [],
+            }
+            assert "channel_stats" not in await conn.run_sync(_tables)
+            await conn.run_sync(run, "0001", True)
+            back = await conn.exec_driver_sql(
+                "SELECT request_id, attempt, channel, success, outcome FROM channel_stats ORDER BY attempt"
+            )
+            assert [tuple(r) for r in back] == [
+                ("r1", 0, "a", False, "UpstreamServerError"),
+                ("r1", 1, "b", True, "ok"),
+            ]
+    finally:
+        await engine.dispose()

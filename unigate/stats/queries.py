@@ -1,8 +1,9 @@
-"""Read side of the statistics store: aggregations over ``request_stats`` / ``channel_stats``.
+"""Read side of the statistics store: aggregations over ``request_stats``.
 
 Every function takes an open :class:`AsyncConnection` and explicit time bounds (the store supplies
 "now"), and returns plain JSON-ready values (``int``/``float``/``str``/``None``; times as ISO 8601
-UTC strings). Only SQLite and PostgreSQL are supported (time bucketing is compiled per dialect).
+UTC strings). Only SQLite and PostgreSQL are supported (time bucketing and the expansion of the
+``attempts`` JSON column into one row per attempt are compiled per dialect).
 """
 
 from __future__ import annotations
@@ -10,19 +11,36 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Select, and_, case, func, literal_column, select
+from sqlalchemy import BigInteger, ColumnElement, Select, String, and_, case, cast, func, literal_column, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from unigate.stats.rows import record_from_rows
-from unigate.stats.schema import ChannelStat, RequestStat
+from unigate.stats.rows import record_from_row
+from unigate.stats.schema import RequestStat
 
 __all__ = ["MAX_PAGE", "request_page", "spend_since", "stats_summary", "timeseries"]
 
 MAX_PAGE = 1000
-RS, CS = RequestStat, ChannelStat
+RS = RequestStat
+
+
+def _attempts(conn: AsyncConnection) -> tuple[Any, ColumnElement[Any], ColumnElement[bool]]:
+    """``request_stats`` joined with one row per element of its ``attempts`` array, as
+    ``(from clause, attempt's channel, attempt succeeded)`` for this connection's backend."""
+    if conn.dialect.name == "postgresql":
+        each = func.jsonb_array_elements(cast(RS.attempts, JSONB)).table_valued("value").alias("a")
+        return (
+            RS.__table__.join(each, literal_column("true")),
+            each.c.value.op("->>")("channel"),
+            (each.c.value.op("->>")("outcome") == "ok"),
+        )
+    each = func.json_each(RS.attempts).table_valued("value").alias("a")
+    channel = func.json_extract(each.c.value, "$.channel", type_=String)
+    outcome = func.json_extract(each.c.value, "$.outcome", type_=String)
+    return RS.__table__.join(each, literal_column("1")), channel, outcome == "ok"
 
 
 def _rate(ok: int, total: int) -> float:
@@ -38,20 +56,21 @@ async def stats_summary(conn: AsyncConnection, since: datetime, hours: int) -> d
     ``key_request_counts``. Success rates count attempts (``channel_stats``), as uni-api does;
     request counts count client requests. ``ip_request_counts`` is always empty: unigate does not
     store client addresses. Lists are sorted by rate or count, descending, then by name."""
+    joined, channel, succeeded = _attempts(conn)
     by_channel_model = (
         await conn.execute(
-            select(CS.channel, CS.model, func.count().label("total"), _ok(CS.success).label("ok"))
-            .where(CS.timestamp >= since)
-            .group_by(CS.channel, CS.model)
+            select(channel, RS.model, func.count().label("total"), _ok(succeeded).label("ok"))
+            .select_from(joined)
+            .where(RS.timestamp >= since)
+            .group_by(channel, RS.model)
         )
     ).all()
-    by_channel = (
-        await conn.execute(
-            select(CS.channel, func.count().label("total"), _ok(CS.success).label("ok"))
-            .where(CS.timestamp >= since)
-            .group_by(CS.channel)
-        )
-    ).all()
+    totals: dict[str, list[int]] = {}
+    for c, _m, t, k in by_channel_model:
+        counts = totals.setdefault(c, [0, 0])
+        counts[0] += int(t)
+        counts[1] += int(k)
+    by_channel = [(c, t, k) for c, (t, k) in totals.items()]
     models = await _counts(conn, RS.model, since)
     endpoints = await _counts(conn, RS.endpoint, since)
     usage = (
@@ -153,16 +172,7 @@ async def request_page(
     if conditions:
         query = query.where(and_(*conditions))
     rows = (await conn.execute(query.limit(limit).offset(offset))).mappings().all()
-    if not rows:
-        return []
-    attempts: dict[str, list[Any]] = {}
-    ids = [r["request_id"] for r in rows]
-    found = await conn.execute(
-        select(ChannelStat.__table__).where(CS.request_id.in_(ids)).order_by(CS.request_id, CS.attempt)
-    )
-    for a in found.mappings():
-        attempts.setdefault(a["request_id"], []).append(a)
-    return [record_from_rows(r, attempts.get(r["request_id"], ())).to_row() for r in rows]
+    return [record_from_row(r).to_row() for r in rows]
 
 
 async def spend_since(conn: AsyncConnection, client_key: str, since: datetime) -> float:
@@ -226,11 +236,12 @@ async def timeseries(conn: AsyncConnection, since: datetime, bucket_seconds: int
             "prompt_tokens": int(prompt),
             "completion_tokens": int(completion),
         }
-    cb = _BucketStart(CS.timestamp, width)
+    joined, channel_of_attempt, succeeded = _attempts(conn)
     attempts = await conn.execute(
-        select(cb, CS.channel, func.count(), func.coalesce(func.sum(case((CS.success, 0), else_=1)), 0))
-        .where(CS.timestamp >= since)
-        .group_by(cb, CS.channel)
+        select(rb, channel_of_attempt, func.count(), func.coalesce(func.sum(case((succeeded, 0), else_=1)), 0))
+        .select_from(joined)
+        .where(RS.timestamp >= since)
+        .group_by(rb, channel_of_attempt)
     )
     for bucket, channel, n, errors in attempts:
         cell = cells.setdefault((int(bucket), channel), _empty_cell())

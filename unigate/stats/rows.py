@@ -1,7 +1,7 @@
 """Records ⇄ table rows, with the sanitising every backend needs.
 
-``request_rows`` / ``channel_rows`` turn records into insert parameters that any supported database
-accepts, whatever the producer put in them:
+``request_values`` turns records into insert parameters (one row per request, its attempts as a
+JSON array) that any supported database accepts, whatever the producer put in them:
 
 - ``\\x00`` in text becomes U+FFFD (PostgreSQL ``TEXT`` rejects NUL); lone surrogates become ``?``
   (they cannot be encoded as UTF-8);
@@ -9,19 +9,31 @@ accepts, whatever the producer put in them:
 - integers are clamped to ``[0, 2**63 - 1]`` (token counts) or the 32-bit range (status);
 - non-finite floats (NaN, ±inf) become 0 in required columns and NULL in optional ones.
 
-``record_from_rows`` rebuilds a :class:`RequestRecord` (as read back, i.e. sanitised) from a
-``request_stats`` row and its ``channel_stats`` rows.
+``record_from_row`` rebuilds a :class:`RequestRecord` (as read back, i.e. sanitised) from a
+``request_stats`` row.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from unigate.stats.records import AttemptRecord, RequestRecord
 
-__all__ = ["MAX_ERROR_CHARS", "channel_rows", "clean_text", "record_from_rows", "request_rows"]
+__all__ = [
+    "MAX_ERROR_CHARS",
+    "REQUEST_COLUMNS",
+    "attempts_json",
+    "aware_stamp",
+    "clean_text",
+    "record_from_row",
+    "request_values",
+    "sqlite_stamp",
+]
 
 MAX_ERROR_CHARS = 4000
 _INT64_MAX = 2**63 - 1
@@ -72,69 +84,123 @@ def _optional_number(value: float | None) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def request_rows(records: Sequence[RequestRecord]) -> list[dict[str, Any]]:
-    """Insert parameters for ``request_stats``, one dict per record."""
+REQUEST_COLUMNS: tuple[str, ...] = (
+    "request_id",
+    "timestamp",
+    "endpoint",
+    "client_key",
+    "model",
+    "channel",
+    "upstream_model",
+    "upstream_key",
+    "attempt_count",
+    "attempts",
+    "status",
+    "success",
+    "error_class",
+    "error_message",
+    "latency_ms",
+    "ttft_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+    "tokens_estimated",
+    "cost",
+    "stream",
+    "moderation_ms",
+    "content",
+)
+"""The ``request_stats`` columns :func:`request_values` fills, in its tuples' order."""
+
+Stamp = Callable[[datetime], Any]
+"""How a backend's driver takes a timestamp (see :func:`sqlite_stamp`)."""
+
+
+def sqlite_stamp(value: datetime) -> str:
+    """A UTC timestamp as SQLite stores ``DateTime`` columns: naive text with microseconds,
+    exactly SQLAlchemy's own format, so stored values and bound query bounds compare as text."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def aware_stamp(value: datetime) -> datetime:
+    """A UTC timestamp for drivers that take aware datetimes (asyncpg's ``timestamptz``)."""
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
+def attempts_json(attempts: Sequence[AttemptRecord]) -> str:
+    """The ``attempts`` column: a JSON array of :meth:`AttemptRecord.to_row` objects, sanitised.
+
+    Fast path: orjson serialises the (slotted) dataclasses itself, in C. It would write NaN as
+    ``null``, refuses lone surrogates, and writes NUL as ``\\u0000`` (which PostgreSQL's ``jsonb``
+    refuses): attempts with any of that take the field-by-field path."""
+    if all(math.isfinite(a.latency_ms) and _INT32_MIN <= a.status <= _INT32_MAX for a in attempts):
+        try:
+            out: bytes | None = orjson.dumps(attempts)
+        except orjson.JSONEncodeError:
+            out = None
+        if out is not None and b"\\u0000" not in out:
+            return out.decode()
+    return orjson.dumps(
+        [
+            {
+                "channel": _required_text(a.channel),
+                "upstream_model": _required_text(a.upstream_model),
+                "key_fingerprint": _text(a.key_fingerprint),
+                "outcome": _required_text(a.outcome),
+                "status": _status(a.status),
+                "latency_ms": _number(a.latency_ms),
+            }
+            for a in attempts
+        ]
+    ).decode()
+
+
+def request_values(records: Sequence[RequestRecord], stamp: Stamp) -> list[tuple[Any, ...]]:
+    """One ``request_stats`` row per record as a tuple in :data:`REQUEST_COLUMNS` order, ready for
+    the driver's ``executemany`` (no per-row dicts, no ORM processing: this is the statistics cost
+    every request pays). The attempts go in the same row, as JSON."""
     rows = []
     for r in records:
         prompt, completion = _count(r.prompt_tokens), _count(r.completion_tokens)
         rows.append(
-            {
-                "request_id": _required_text(r.request_id),
-                "timestamp": r.timestamp,
-                "endpoint": _required_text(r.endpoint),
-                "client_key": _text(r.client_key),
-                "model": _text(r.model),
-                "channel": _text(r.channel),
-                "upstream_model": _text(r.upstream_model),
-                "upstream_key": _text(r.upstream_key),
-                "attempt_count": len(r.attempts),
-                "status": _status(r.status),
-                "success": bool(r.success),
-                "error_class": _text(r.error_class),
-                "error_message": _text(r.error_message, MAX_ERROR_CHARS),
-                "latency_ms": _number(r.latency_ms),
-                "ttft_ms": _optional_number(r.ttft_ms),
-                "prompt_tokens": prompt,
-                "completion_tokens": completion,
-                "cached_tokens": _count(r.cached_tokens),
-                "reasoning_tokens": _count(r.reasoning_tokens),
-                "total_tokens": min(prompt + completion, _INT64_MAX),
-                "tokens_estimated": bool(r.tokens_estimated),
-                "cost": _number(r.cost),
-                "stream": bool(r.stream),
-                "moderation_ms": _optional_number(r.moderation_ms),
-                "content": _text(r.content),
-            }
+            (
+                _required_text(r.request_id),
+                stamp(r.timestamp),
+                _required_text(r.endpoint),
+                _text(r.client_key),
+                _text(r.model),
+                _text(r.channel),
+                _text(r.upstream_model),
+                _text(r.upstream_key),
+                len(r.attempts),
+                attempts_json(r.attempts),
+                _status(r.status),
+                bool(r.success),
+                _text(r.error_class),
+                _text(r.error_message, MAX_ERROR_CHARS),
+                _number(r.latency_ms),
+                _optional_number(r.ttft_ms),
+                prompt,
+                completion,
+                _count(r.cached_tokens),
+                _count(r.reasoning_tokens),
+                min(prompt + completion, _INT64_MAX),
+                bool(r.tokens_estimated),
+                _number(r.cost),
+                bool(r.stream),
+                _optional_number(r.moderation_ms),
+                _text(r.content),
+            )
         )
     return rows
 
 
-def channel_rows(records: Sequence[RequestRecord]) -> list[dict[str, Any]]:
-    """Insert parameters for ``channel_stats``: one dict per attempt of every record."""
-    rows = []
-    for r in records:
-        request_id, model = _required_text(r.request_id), _text(r.model)
-        for index, a in enumerate(r.attempts):
-            rows.append(
-                {
-                    "request_id": request_id,
-                    "attempt": index,
-                    "timestamp": r.timestamp,
-                    "channel": _required_text(a.channel),
-                    "model": model,
-                    "upstream_model": _required_text(a.upstream_model),
-                    "key_fingerprint": _text(a.key_fingerprint),
-                    "success": a.outcome == "ok",
-                    "status": _status(a.status),
-                    "outcome": _required_text(a.outcome),
-                    "latency_ms": _number(a.latency_ms),
-                }
-            )
-    return rows
-
-
-def record_from_rows(row: Mapping[str, Any], attempts: Iterable[Mapping[str, Any]]) -> RequestRecord:
-    """A record rebuilt from its ``request_stats`` row and its ``channel_stats`` rows (in order)."""
+def record_from_row(row: Mapping[str, Any]) -> RequestRecord:
+    """A record rebuilt from its ``request_stats`` row (attempts from its JSON column)."""
     return RequestRecord(
         request_id=row["request_id"],
         timestamp=row["timestamp"],
@@ -144,17 +210,7 @@ def record_from_rows(row: Mapping[str, Any], attempts: Iterable[Mapping[str, Any
         channel=row["channel"],
         upstream_model=row["upstream_model"],
         upstream_key=row["upstream_key"],
-        attempts=tuple(
-            AttemptRecord(
-                channel=a["channel"],
-                upstream_model=a["upstream_model"],
-                key_fingerprint=a["key_fingerprint"],
-                outcome=a["outcome"],
-                status=int(a["status"]),
-                latency_ms=float(a["latency_ms"]),
-            )
-            for a in attempts
-        ),
+        attempts=tuple(AttemptRecord.from_row(a) for a in orjson.loads(row["attempts"] or "[]")),
         status=int(row["status"]),
         success=bool(row["success"]),
         error_class=row["error_class"],

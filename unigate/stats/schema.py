@@ -1,9 +1,15 @@
 """The statistics tables (SQLAlchemy 2 declarative), portable between SQLite and PostgreSQL.
 
-- ``request_stats``: one row per client request (every :class:`~unigate.stats.records.RequestRecord`
-  field except ``attempts``, plus ``attempt_count`` and ``total_tokens``).
-- ``channel_stats``: one row per upstream attempt, ``attempt`` numbering them from 0 within a
-  request. uni-api's ``/v1/stats`` success rates are computed from it.
+- ``request_stats``: one row per client request: every :class:`~unigate.stats.records.RequestRecord`
+  field, plus ``attempt_count`` and ``total_tokens``. ``attempts`` is a JSON array with one object
+  per upstream attempt (:meth:`~unigate.stats.records.AttemptRecord.to_row`); uni-api's
+  ``/v1/stats`` success rates are computed from it.
+
+Why one row, not a second ``channel_stats`` table with a row per attempt (revision 0001): every
+request pays for its statistics row on the request path's CPU, and the second row and its three
+indexes were half of that cost (docs/performance.md). The indexes are the ones the queries need:
+the unique ``request_id`` (idempotent batch retries), ``timestamp`` (every window) and
+``(client_key, timestamp)`` (credits).
 
 Portability rules: strings are ``TEXT`` (no length limits); times are stored in UTC
 (:class:`UTCDateTime`: ``timestamptz`` on PostgreSQL, naive UTC text on SQLite) and always read
@@ -23,7 +29,7 @@ from sqlalchemy import BigInteger, Boolean, DateTime, Dialect, Float, Index, Int
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["VERSION_TABLE", "Base", "ChannelStat", "RequestStat", "UTCDateTime", "metadata"]
+__all__ = ["VERSION_TABLE", "Base", "RequestStat", "UTCDateTime", "metadata"]
 
 VERSION_TABLE = "unigate_alembic_version"
 """Alembic's bookkeeping table; not ``alembic_version`` so a database shared with another
@@ -73,6 +79,7 @@ class RequestStat(Base):
     upstream_model: Mapped[str | None] = mapped_column(Text)
     upstream_key: Mapped[str | None] = mapped_column(Text)
     attempt_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    attempts: Mapped[str] = mapped_column(Text, nullable=False, server_default="[]")
     status: Mapped[int] = mapped_column(Integer, nullable=False)
     success: Mapped[bool] = mapped_column(Boolean, nullable=False)
     error_class: Mapped[str | None] = mapped_column(Text)
@@ -94,32 +101,4 @@ class RequestStat(Base):
         Index("ug_request_stats_request_id", "request_id", unique=True),
         Index("ug_request_stats_timestamp", "timestamp"),
         Index("ug_request_stats_client_key", "client_key", "timestamp"),
-        Index("ug_request_stats_model", "model", "timestamp"),
-        Index("ug_request_stats_channel", "channel", "timestamp"),
-    )
-
-
-class ChannelStat(Base):
-    """One upstream attempt. ``model`` is the requested alias (as in uni-api), ``upstream_model``
-    the name sent upstream; ``success`` is ``outcome == "ok"``."""
-
-    __tablename__ = "channel_stats"
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    request_id: Mapped[str] = mapped_column(Text, nullable=False)
-    attempt: Mapped[int] = mapped_column(Integer, nullable=False)
-    timestamp: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
-    channel: Mapped[str] = mapped_column(Text, nullable=False)
-    model: Mapped[str | None] = mapped_column(Text)
-    upstream_model: Mapped[str] = mapped_column(Text, nullable=False)
-    key_fingerprint: Mapped[str | None] = mapped_column(Text)
-    success: Mapped[bool] = mapped_column(Boolean, nullable=False)
-    status: Mapped[int] = mapped_column(Integer, nullable=False)
-    outcome: Mapped[str] = mapped_column(Text, nullable=False)
-    latency_ms: Mapped[float] = mapped_column(Float, nullable=False)
-
-    __table_args__ = (
-        Index("ug_channel_stats_request_id", "request_id", "attempt", unique=True),
-        Index("ug_channel_stats_timestamp", "timestamp"),
-        Index("ug_channel_stats_channel", "channel", "timestamp"),
     )

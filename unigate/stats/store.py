@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from operator import itemgetter
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +26,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql.dml import Insert
 
 from unigate.errors import redact
 from unigate.stats import queries
 from unigate.stats.engine import create_engine, immediate
 from unigate.stats.records import RequestRecord
-from unigate.stats.rows import channel_rows, request_rows
-from unigate.stats.schema import ChannelStat, RequestStat
+from unigate.stats.rows import REQUEST_COLUMNS, aware_stamp, request_values, sqlite_stamp
+from unigate.stats.schema import RequestStat
 
 __all__ = [
     "DEFAULT_DB_PATH",
@@ -47,7 +47,11 @@ __all__ = [
 DEFAULT_DB_PATH = "./data/stats.db"
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 INSERT_CHUNK = 500
-"""Records per INSERT statement within a write's transaction (bounds each event-loop stall)."""
+"""Records per driver call within a write's transaction (bounds each event-loop stall)."""
+SQLITE_ROWS_PER_STATEMENT = (
+    32_766 // len(REQUEST_COLUMNS) if sqlite3.sqlite_version_info >= (3, 32) else 999 // len(REQUEST_COLUMNS)
+)
+"""Rows per multi-row SQLite INSERT: SQLite binds at most 32 766 parameters (999 before 3.32)."""
 _log = logging.getLogger("unigate.stats")
 
 
@@ -140,29 +144,14 @@ def is_permanent_error(exc: BaseException) -> bool:
     return isinstance(exc, StatementError | TypeError | ValueError | AttributeError | KeyError | IndexError)
 
 
-class _BulkInsert:
-    """One table's compiled INSERT and how to turn row dicts into the driver's positional rows:
-    ``itemgetter`` picks the values in C; only the few columns with a bind processor (timestamps
-    on SQLite) are converted in Python."""
-
-    __slots__ = ("_get", "_processed", "sql")
-
-    def __init__(self, sql: str, order: tuple[str, ...], processors: tuple[Callable[[Any], Any] | None, ...]) -> None:
-        self.sql = sql
-        self._get = itemgetter(*order)
-        self._processed = tuple((i, p) for i, p in enumerate(processors) if p is not None)
-
-    def tuples(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
-        get = self._get
-        if not self._processed:
-            return [get(row) for row in rows]
-        out = []
-        for row in rows:
-            values = list(get(row))
-            for i, process in self._processed:
-                values[i] = process(values[i])
-            out.append(tuple(values))
-        return out
+@lru_cache(maxsize=8)
+def _multi_row(single: str, rows: int) -> str:
+    """``INSERT … VALUES (?, …) ON CONFLICT DO NOTHING`` for ``rows`` rows instead of one."""
+    head, sep, tail = single.partition(" VALUES ")
+    group, close, rest = tail.partition(")")
+    if not sep or not close:
+        raise RuntimeError("unexpected form of the compiled statistics INSERT")
+    return f"{head}{sep}{', '.join([group + close] * rows)}{rest}"
 
 
 class StatsStore:
@@ -196,7 +185,7 @@ class StatsStore:
         self._engine: AsyncEngine | None = None
         self._writer: AsyncEngine | None = None
         self._opening = asyncio.Lock()
-        self._bulks: dict[str, _BulkInsert] = {}
+        self._insert_text: str | None = None
         self.display_url = mask_url(url)
         self.backend = parsed.get_backend_name()
 
@@ -249,46 +238,41 @@ class StatsStore:
         if engine is not None:
             await engine.dispose()
 
-    def _insert(self, table: type[RequestStat] | type[ChannelStat]) -> Insert:
-        if self.backend == "postgresql":
-            return pg_insert(table).on_conflict_do_nothing()
-        return sqlite_insert(table).on_conflict_do_nothing()
-
-    def _bulk(self, conn: AsyncConnection, table: type[RequestStat] | type[ChannelStat]) -> _BulkInsert:
-        """The table's INSERT compiled once to the driver's own SQL, with SQLAlchemy's bind
-        processors for the columns that have one (timestamps on SQLite …): rows then go to
-        the driver's ``executemany`` as plain tuples. Measured, SQLAlchemy's per-row parameter
-        processing was over half of the write cost (~55 µs per record) — this is the request
-        path's statistics budget."""
-        bulk = self._bulks.get(table.__tablename__)
-        if bulk is None:
-            dialect = conn.dialect
-            columns = [c.name for c in table.__table__.columns if c.name != "id"]
-            stmt = self._insert(table).values({name: bindparam(name) for name in columns})
-            compiled = stmt.compile(dialect=dialect)
-            order = compiled.positiontup or columns
-            processors: dict[str, Any] = dict(compiled._bind_processors)
-            bulk = _BulkInsert(str(compiled), tuple(order), tuple(processors.get(name) for name in order))
-            self._bulks[table.__tablename__] = bulk
-        return bulk
+    def _insert_sql(self, conn: AsyncConnection) -> str:
+        """The INSERT of one ``request_stats`` row, compiled once to the driver's own SQL and
+        paramstyle, taking :func:`~unigate.stats.rows.request_values` tuples as they are.
+        Measured (docs/performance.md): SQLAlchemy's per-row parameter processing cost more than
+        the database's own insert — on the request path's CPU, since a gateway worker is one core."""
+        if self._insert_text is None:
+            insert = pg_insert(RequestStat) if self.backend == "postgresql" else sqlite_insert(RequestStat)
+            stmt = insert.values({name: bindparam(name) for name in REQUEST_COLUMNS}).on_conflict_do_nothing()
+            compiled = stmt.compile(dialect=conn.dialect)
+            if tuple(compiled.positiontup or ()) != REQUEST_COLUMNS:
+                raise RuntimeError("the compiled statistics INSERT does not take REQUEST_COLUMNS in order")
+            self._insert_text = str(compiled)
+        return self._insert_text
 
     async def write(self, records: Sequence[RequestRecord]) -> None:
-        """Insert ``records`` (and their attempts) in one transaction: all or nothing. Records whose
-        ``request_id`` is already stored are skipped, so retrying a batch never duplicates rows.
-        Rows go in chunks of :data:`INSERT_CHUNK`, so a big batch never holds the event loop for long."""
+        """Insert ``records`` in one transaction: all or nothing. Records whose ``request_id`` is
+        already stored are skipped, so retrying a batch never duplicates rows. Rows go in chunks
+        of :data:`INSERT_CHUNK`, so a big batch never holds the event loop for long."""
         if not records:
             return
         await self._ready()
         assert self._writer is not None
         async with self._writer.begin() as conn:
-            requests = self._bulk(conn, RequestStat)
-            channels = self._bulk(conn, ChannelStat)
-            for start in range(0, len(records), INSERT_CHUNK):
-                chunk = records[start : start + INSERT_CHUNK]
-                await conn.exec_driver_sql(requests.sql, requests.tuples(request_rows(chunk)))
-                attempts = channel_rows(chunk)
-                if attempts:
-                    await conn.exec_driver_sql(channels.sql, channels.tuples(attempts))
+            sql = self._insert_sql(conn)
+            if self.backend == "postgresql":  # asyncpg pipelines executemany on the event loop itself
+                for start in range(0, len(records), INSERT_CHUNK):
+                    await conn.exec_driver_sql(sql, request_values(records[start : start + INSERT_CHUNK], aware_stamp))
+                return
+            # SQLite runs in aiosqlite's thread, and the sqlite3 module releases the GIL around every
+            # row's step: executemany would hand the GIL back and forth with the event loop once per
+            # row. One multi-row INSERT steps once per statement.
+            step = min(INSERT_CHUNK, SQLITE_ROWS_PER_STATEMENT)
+            for start in range(0, len(records), step):
+                rows = request_values(records[start : start + step], sqlite_stamp)
+                await conn.exec_driver_sql(_multi_row(sql, len(rows)), tuple(v for row in rows for v in row))
 
     def _since(self, hours: float) -> datetime:
         if hours <= 0:
