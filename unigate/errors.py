@@ -159,6 +159,16 @@ class RateLimited(ClientError):
         return headers
 
 
+class InsufficientCredits(ClientError):
+    """The client key has spent its ``credits`` (USD budget) since its ``created_at``."""
+
+    status = 402
+    error_type = "insufficient_quota"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="insufficient_quota")
+
+
 class NoChannelAvailable(UnigateError):
     status = 503
     error_type = "service_unavailable"

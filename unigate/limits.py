@@ -310,9 +310,12 @@ def from_env(env: Mapping[str, str], clock: Callable[[], float] | None = None) -
     """``REDIS_URL`` set and non-empty → a Redis limiter (``UNIGATE_REDIS_FAIL_OPEN``, default
     true; ``UNIGATE_REDIS_PREFIX``, default ``unigate:``); otherwise an in-process limiter.
     Nothing connects here: the first operation does. ``clock`` (tests) drives the in-process
-    windows; Redis windows follow the Redis server's clock."""
+    windows and the Redis outage probes; Redis windows follow the Redis server's clock."""
     url = env.get("REDIS_URL", "").strip()
     if not url:
         return Limiter.memory(clock=clock) if clock else Limiter.memory()
     fail_open = _flag(env.get("UNIGATE_REDIS_FAIL_OPEN", "true"), "UNIGATE_REDIS_FAIL_OPEN")
-    return Limiter.redis(url, prefix=env.get("UNIGATE_REDIS_PREFIX", "unigate:"), fail_open=fail_open)
+    prefix = env.get("UNIGATE_REDIS_PREFIX", "unigate:")
+    if clock is not None:
+        return Limiter.redis(url, prefix=prefix, fail_open=fail_open, clock=clock)
+    return Limiter.redis(url, prefix=prefix, fail_open=fail_open)

@@ -1,5 +1,5 @@
 """Admin endpoints: statistics (uni-api's ``/v1/stats`` shape and more), raw records, the
-dashboard's series, channel health and Prometheus metrics.
+dashboard's series, channel health, key credits and Prometheus metrics.
 
 Every endpoint here needs an admin key (``role`` containing ``admin``, or the first key) —
 others get 403, missing keys 401 — except ``/metrics``, which is also open to the
@@ -143,6 +143,19 @@ async def health(request: Request) -> Response:
         body: dict[str, Any] = gateway.relay.planner.health.snapshot()
         body["stats_queue"] = gateway.writer.snapshot() if gateway.writer else None
         return body
+
+    return await _guarded(request, work)
+
+
+async def credits(request: Request) -> Response:
+    """``GET /v1/credits`` (also uni-api's ``/v1/api_keys_states``) — every key with ``credits``:
+    its label (never the key), budget, ``created_at``, spend so far, balance and whether it is
+    still enabled."""
+
+    async def work(request: Request) -> Any:
+        gateway = _admin(request)
+        balances = await gateway.credits.balances() if gateway.credits is not None else []
+        return {"object": "list", "data": [b.to_json() for b in balances]}
 
     return await _guarded(request, work)
 

@@ -1,4 +1,5 @@
-"""Client-side limits before routing: the key's ``rate_limit`` and the global ``rate_limit``.
+"""Client-side limits before routing: the key's ``credits``, its ``rate_limit`` and the global
+``rate_limit``.
 
 Windows are kept per (client key, requested model), as uni-api does, and one ``global`` scope
 for every request. A request over a limit gets 429 with ``Retry-After`` and OpenAI's
@@ -18,6 +19,7 @@ from typing import Any
 from unigate import tokens
 from unigate.config.compile import ClientKey, Runtime
 from unigate.config.schema import RateLimit
+from unigate.credits import Credits
 from unigate.errors import PayloadTooLarge, RateLimited
 from unigate.limits import Limiter, limits_for
 
@@ -32,10 +34,18 @@ class TokenCharge:
 
 
 async def admit(
-    limiter: Limiter, runtime: Runtime, key: ClientKey, model: str, body: Mapping[str, Any]
+    limiter: Limiter,
+    runtime: Runtime,
+    key: ClientKey,
+    model: str,
+    body: Mapping[str, Any],
+    credits: Credits | None = None,
 ) -> tuple[dict[str, str], list[TokenCharge]]:
-    """Charge the request to its windows or raise ``RateLimited`` / ``PayloadTooLarge``.
-    Returns the rate-limit headers for the response and the token charges to correct."""
+    """Check the key's credits (``InsufficientCredits``, 402), then charge the request to its
+    windows or raise ``RateLimited`` / ``PayloadTooLarge``. Returns the rate-limit headers for the
+    response and the token charges to correct."""
+    if credits is not None and key.credits is not None:
+        await credits.check(key)
     plans = [
         (f"key:{key.id}:{model}", limits_for(key.rate_limits, model)),
         ("global", limits_for(runtime.rate_limits, model)),

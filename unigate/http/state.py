@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from unigate.auth.keys import KeyStore
 from unigate.config.compile import Runtime
+from unigate.credits import Credits
 from unigate.http.recording import Recorder
 from unigate.limits import Limiter
 from unigate.metrics import Metrics
@@ -25,3 +26,4 @@ class Gateway:
     metrics: Metrics | None = None
     metrics_token: str | None = None
     limiter: Limiter = field(default_factory=Limiter.memory)
+    credits: Credits | None = None
