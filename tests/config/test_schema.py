@@ -292,8 +292,6 @@ def test_unsupported_constant_covers_the_documented_list() -> None:
         "exclude_request_rules", "responses_stream_commit_policy", "timeout_policy", "search_defaults",
         "access_key", "secret_key", "hedging", "passthrough_request_headers", "max_request_body_bytes",
         "api_key_rate_limit_cooldown_period", "api_key_quota_cooldown_period", "smart_round_robin",
-        "ENABLE_MODERATION", "credits", "created_at",
-        "moderation_model", "moderation_fail_open",
     }  # fmt: skip
     assert expected == UNSUPPORTED
 

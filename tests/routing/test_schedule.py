@@ -90,3 +90,15 @@ def test_keyring_fixed_priority_and_random() -> None:
     rnd = KeyRing(("k1", "k2", "k3"), "random", random.Random(5))
     picks = Counter(rnd.pick(lambda k: k != "k3") for _ in range(600))
     assert set(picks) == {"k1", "k2"} and all(n > 240 for n in picks.values())
+
+
+def test_shared_ticks_reproduce_the_single_process_sequences() -> None:
+    """Ticks drawn from a shared counter give exactly what one stateful scheduler gives."""
+    x, y, z = cand("X", 5), cand("Y", 2), cand("Z", 1)
+    for algorithm, found in (("weighted_round_robin", [x, y, z]), ("weighted_round_robin", [A, B, C])):
+        local = firsts(Scheduler(), algorithm, found, 50)
+        shared = Scheduler()
+        assert [shared.order(algorithm, ("k", "m"), found, tick)[0].channel.name for tick in range(50)] == local
+    local_rr = [s.order("round_robin", ("k", "m"), [A, B, C]) for s in [Scheduler()] for _ in range(5)]
+    shared_rr = [Scheduler().order("round_robin", ("k", "m"), [A, B, C], tick) for tick in range(5)]
+    assert shared_rr == local_rr

@@ -12,12 +12,17 @@ provider's ``api_key_cooldown_period``; capped at ``MAX_KEY_COOLDOWN``) and afte
 
 Recovery is automatic: an entry whose time has passed is simply ignored. Nothing here awaits,
 so reads and writes are atomic on the event loop.
+
+Sharing (``unigate.shared_state``): every local change is reported to ``listener`` as a
+:class:`Change` (seconds *left*, so clocks need not agree); changes from other processes come back
+through :meth:`Health.apply`, which never calls the listener (no echo).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 MAX_GROWTH = 8
 MAX_KEY_COOLDOWN = 3600.0
@@ -31,6 +36,19 @@ class _Cooling:
     failed_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One change of health state. ``kind``: ``channel`` (cooling; ``name`` is the upstream model),
+    ``recovered`` (a channel succeeded), ``key`` (``name`` is the upstream key itself — a listener
+    that sends changes elsewhere must replace it by its fingerprint). ``seconds`` left to cool."""
+
+    kind: Literal["channel", "recovered", "key"]
+    channel: str
+    name: str
+    seconds: float = 0.0
+    failures: int = 0
+
+
 class Health:
     """In-process health state. ``clock`` returns seconds (monotonic)."""
 
@@ -38,6 +56,26 @@ class Health:
         self.clock = clock
         self._channels: dict[tuple[str, str], _Cooling] = {}
         self._keys: dict[tuple[str, str], float] = {}
+        self.listener: Callable[[Change], None] | None = None
+
+    def _tell(self, change: Change) -> None:
+        if self.listener is not None:
+            self.listener(change)
+
+    def apply(self, change: Change) -> None:
+        """Apply a change made by another process (never reported back to the listener)."""
+        now = self.clock()
+        if change.kind == "recovered":
+            self._channels.pop((change.channel, change.name), None)
+        elif change.kind == "channel":
+            until = now + min(change.seconds, MAX_KEY_COOLDOWN * MAX_GROWTH)
+            entry = self._channels.get((change.channel, change.name))
+            if entry is None or until > entry.until:
+                self._channels[(change.channel, change.name)] = _Cooling(until, change.failures, now)
+        elif change.seconds > 0:
+            until = now + min(change.seconds, MAX_KEY_COOLDOWN)
+            if until > self._keys.get((change.channel, change.name), 0.0):
+                self._keys[(change.channel, change.name)] = until
 
     # -- channels ---------------------------------------------------------------------------
 
@@ -59,6 +97,7 @@ class Health:
         failures = 1 if entry is None else entry.failures + 1
         applied = min(period * float(2 ** (failures - 1)), period * MAX_GROWTH)
         self._channels[(channel, model)] = _Cooling(now + applied, failures, now)
+        self._tell(Change("channel", channel, model, applied, failures))
         return applied
 
     def cool_channel(self, channel: str, model: str, seconds: float) -> None:
@@ -73,9 +112,13 @@ class Health:
             self._channels[(channel, model)] = _Cooling(until, 0, now)
         elif until > entry.until:
             entry.until = until
+        else:
+            return
+        self._tell(Change("channel", channel, model, until - now, entry.failures if entry else 0))
 
     def channel_succeeded(self, channel: str, model: str) -> None:
-        self._channels.pop((channel, model), None)
+        if self._channels.pop((channel, model), None) is not None:
+            self._tell(Change("recovered", channel, model))
 
     # -- upstream keys ----------------------------------------------------------------------
 
@@ -94,6 +137,7 @@ class Health:
         until = self.clock() + applied
         if until > self._keys.get((channel, key), 0.0):
             self._keys[(channel, key)] = until
+            self._tell(Change("key", channel, key, applied))
         return applied
 
     def snapshot(self) -> dict[str, list[dict[str, object]]]:

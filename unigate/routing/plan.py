@@ -103,12 +103,13 @@ class Planner:
         self._candidates: dict[tuple[str, str], list[Candidate]] = {}
         self._timings: dict[tuple[str, str, str], tuple[float, float | None]] = {}
 
-    def plan(self, key: ClientKey, model: str) -> Plan:
-        """The attempts for one request, best first. Raises NotFound / PermissionDenied."""
+    def plan(self, key: ClientKey, model: str, tick: int | None = None) -> Plan:
+        """The attempts for one request, best first. Raises NotFound / PermissionDenied.
+        ``tick``: the request's number from a shared cursor (``Scheduler.order``)."""
         found = self._candidates.get((key.id, model))
         if found is None:
             found = self._remember((key.id, model), candidates_for(self.runtime, key, model))
-        ordered = self.scheduler.order(key.scheduling, (key.id, model), found) if len(found) > 1 else found
+        ordered = self.scheduler.order(key.scheduling, (key.id, model), found, tick) if len(found) > 1 else found
         health = self.health
         usable = [c for c in ordered if health.channel_available(c.channel.name, c.upstream_model)]
         if not usable:
@@ -116,6 +117,16 @@ class Planner:
         attempts = tuple(Attempt(c, self._timing(c)[0]) for c in usable)
         pairs = sum(max(1, len(a.channel.keys)) for a in attempts)
         return Plan(attempts, attempt_budget(key, pairs), self._timing(attempts[0].candidate)[1])
+
+    def needs_tick(self, key: ClientKey, model: str) -> bool:
+        """Whether this key's order for ``model`` depends on a request counter (round robin or
+        weighted round robin over several candidates) — only then is a shared tick worth a trip."""
+        if key.scheduling not in ("round_robin", "weighted_round_robin", "smart_round_robin"):
+            return False
+        found = self._candidates.get((key.id, model))
+        if found is None:
+            found = self._remember((key.id, model), candidates_for(self.runtime, key, model))
+        return len(found) > 1
 
     def _remember(self, scope: tuple[str, str], found: list[Candidate]) -> list[Candidate]:
         """Candidates are a pure function of the Runtime: computed once per (key, model). The

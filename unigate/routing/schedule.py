@@ -18,12 +18,19 @@ accepted and behaves as ``weighted_round_robin``.
 State (cursors, smooth-WRR current weights) is kept per (client key, requested model), so one
 key's traffic never shifts another's order. ``order`` never awaits, so on one event loop it is
 exact under any concurrency. Randomness comes from an injected ``random.Random``.
+
+Shared cursors: ``order(..., tick=n)`` orders for the n-th request of the scope counted elsewhere
+(a Redis counter shared by every worker and instance, ``unigate.shared_state``). Round robin
+starts at ``n``; weighted round robin takes the n-th element of the smooth sequence, which repeats
+every ``sum(weights)`` requests, so several processes drawing ticks from one counter produce
+exactly the sequence one process would.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 from unigate.routing.candidates import Candidate
 
@@ -36,12 +43,15 @@ class Scheduler:
         self._cursor: dict[tuple[str, str], int] = {}
         self._current: dict[tuple[str, str], dict[str, int]] = {}
 
-    def order(self, algorithm: str, scope: tuple[str, str], found: Sequence[Candidate]) -> list[Candidate]:
-        """Return ``found`` reordered for ``algorithm``; ``scope`` is (client key label, model)."""
+    def order(
+        self, algorithm: str, scope: tuple[str, str], found: Sequence[Candidate], tick: int | None = None
+    ) -> list[Candidate]:
+        """Return ``found`` reordered for ``algorithm``; ``scope`` is (client key label, model);
+        ``tick`` is the request's number from a shared counter (see the module docstring)."""
         if len(found) <= 1:
             return list(found)
         if algorithm == "round_robin":
-            start = self._tick(scope) % len(found)
+            start = (self._tick(scope) if tick is None else tick) % len(found)
             return [*found[start:], *found[:start]]
         if algorithm == "random":
             shuffled = list(found)
@@ -52,6 +62,9 @@ class Scheduler:
             return list(found)
         if algorithm == "lottery":
             first = self.rng.choices(weighted, weights=[c.weight or 0 for c in weighted])[0]
+        elif tick is not None:
+            cycle = smooth_cycle(tuple(c.weight or 0 for c in weighted))
+            first = weighted[cycle[tick % len(cycle)]]
         else:
             first = self._smooth_wrr(scope, weighted)
         rest = [c for c in weighted if c is not first] + [c for c in found if not c.weight]
@@ -78,6 +91,24 @@ class Scheduler:
         assert best is not None
         current[best.channel.name] -= total
         return best
+
+
+@lru_cache(maxsize=1024)
+def smooth_cycle(weights: tuple[int, ...]) -> tuple[int, ...]:
+    """One period (``sum(weights)`` picks) of nginx's smooth weighted round robin, as indices
+    into ``weights``, starting from all-zero current weights (what ``_smooth_wrr`` produces)."""
+    current = [0] * len(weights)
+    total = sum(weights)
+    picks = []
+    for _ in range(total):
+        best = 0
+        for i, weight in enumerate(weights):
+            current[i] += weight
+            if current[i] > current[best]:
+                best = i
+        current[best] -= total
+        picks.append(best)
+    return tuple(picks)
 
 
 class KeyRing:
