@@ -12,7 +12,9 @@
 # first (readiness) request. See docs/performance.md for the method.
 #
 # Settings (environment):
-#   BENCH_TARGETS="bare unigate litellm"   BENCH_MODES="nonstream stream"
+#   BENCH_TARGETS="bare unigate unigate-nostats litellm"   BENCH_MODES="nonstream stream"
+#                                          (unigate-nostats: the same gateway with DISABLE_DATABASE=true;
+#                                          unigate writes its statistics to a fresh SQLite file per run)
 #   BENCH_THREADS=1  BENCH_CONNECTIONS=32  BENCH_DURATION=10s  BENCH_WARMUP=3s  BENCH_REPEATS=1
 #   BENCH_WRK_TIMEOUT=30s                  per-request timeout inside wrk
 #   BENCH_LOAD_CPU=0  BENCH_GATEWAY_CPU=1  cores for wrk+upstream and for the gateway
@@ -36,7 +38,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 
-TARGETS=${BENCH_TARGETS:-"bare unigate litellm"}
+TARGETS=${BENCH_TARGETS:-"bare unigate unigate-nostats litellm"}
 MODES=${BENCH_MODES:-"nonstream stream"}
 THREADS=${BENCH_THREADS:-1}
 CONNS=${BENCH_CONNECTIONS:-32}
@@ -370,7 +372,7 @@ for target in $TARGETS; do
       T[bare/net]=0
       T[bare/status]=ok
       ;;
-    unigate)
+    unigate|unigate-nostats)
       cfg=$UNIGATE_CONFIG
       if [[ -z $cfg ]]; then
         cfg="$WORK/api.bench.yaml"
@@ -391,6 +393,11 @@ EOF
       fi
       read -r -a ucmd <<<"$UNIGATE_CMD"
       read -r -a uenv <<<"$UNIGATE_EXTRA_ENV"
+      if [[ $target == unigate-nostats ]]; then
+        uenv+=(DISABLE_DATABASE=true)
+      else   # statistics on, in a fresh SQLite file per run (the default store, the default settings)
+        uenv=(DB_PATH="$WORK/stats.db" "${uenv[@]}")
+      fi
       if [[ -n $UNIGATE_REF ]]; then
         UNIGATE_SHA=$(git -C "$ROOT" rev-parse --short "$UNIGATE_REF^{commit}") || die "bad UNIGATE_REF $UNIGATE_REF"
         mkdir -p "$WORK/src"
@@ -413,7 +420,7 @@ EOF
       start_bg "$WORK/unigate.log" env -C "$ucwd" "${uenv[@]}" taskset -c "$GATEWAY_CPU" \
         "${ucmd[@]}" "${serve_args[@]}"
       UG_PID=$LAST_PID
-      bench_server unigate "$UG_PID" "$UNIGATE_PORT" "$WORK/unigate.log" || true
+      bench_server "$target" "$UG_PID" "$UNIGATE_PORT" "$WORK/unigate.log" || true
       stop_pg "$UG_PID"
       ;;
     litellm)
@@ -443,7 +450,7 @@ EOF
       T[litellm/netlog]=$(grep -ciE 'ConnectError|Name or service not known|Failed to fetch|Temporary failure in name resolution' "$WORK/litellm.log" || true)
       stop_pg "$LT_PID"
       ;;
-    *) die "unknown target $target (bare, unigate, litellm)" ;;
+    *) die "unknown target $target (bare, unigate, unigate-nostats, litellm)" ;;
   esac
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -467,7 +474,7 @@ EOF
 UG_PY="$ROOT/.venv/bin/python"
 UNIGATE_SHA=${UNIGATE_SHA:-}
 LT_PY="$LITELLM_VENV/bin/python"
-label() { case $1 in bare) echo "bare upstream (Node)" ;; unigate) echo "unigate" ;; litellm) echo "LiteLLM proxy" ;; esac; }
+label() { case $1 in bare) echo "bare upstream (Node)" ;; unigate) echo "unigate" ;; unigate-nostats) echo "unigate, statistics off" ;; litellm) echo "LiteLLM proxy" ;; esac; }
 ratio() {          # ratio A B -> A/B with 2 decimals, or n/a
   if [[ -n ${1:-} && -n ${2:-} ]] && awk "BEGIN { exit !($2 > 0) }"; then calc "$1 / $2" 2; else echo "n/a"; fi
 }
@@ -515,6 +522,21 @@ report() {
     done
     echo
     echo "rps: higher is better for unigate; CPU/req and p50: lower is better."
+    echo
+  fi
+  if [[ " ${SEEN_TARGETS[*]} " == *" unigate-nostats "* && " ${SEEN_TARGETS[*]} " == *" unigate "* ]]; then
+    echo "## Cost of statistics"
+    echo
+    echo "| mode | CPU µs/req, statistics on | off | added µs/req | added % | rps on / off |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    for m in $MODES; do
+      local on=${R[unigate/$m/cpu_us]:-} off=${R[unigate-nostats/$m/cpu_us]:-}
+      if [[ -n $on && -n $off ]]; then
+        echo "| $m | $on | $off | $(calc "$on - $off" 1) | $(calc "($on - $off) * 100 / $off" 1) | $(ratio "${R[unigate/$m/rps]:-}" "${R[unigate-nostats/$m/rps]:-}") |"
+      fi
+    done
+    echo
+    echo "Statistics on = the default: records to SQLite (WAL) through the batched writer, in the same process and core."
     echo
   fi
   echo "## Processes"
