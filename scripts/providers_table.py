@@ -116,6 +116,36 @@ ENGINES: tuple[tuple[str, str, str, str, str], ...] = (
         "unset: the host follows `region`; a non-Google host replaces it",
         "service account, or `api` keys (express mode)",
     ),
+    (
+        "Azure OpenAI ([details](hosts/openai-compatible.md))",
+        "`azure`",
+        "a host ending in `.openai.azure.com` or `.services.ai.azure.com`",
+        "the resource root, a deployment URL (`api-version` kept from its query, else `2024-10-21`), "
+        "`…/openai/v1` or Foundry's `…/models`",
+        "`api` → `api-key`",
+    ),
+    (
+        "Cloudflare Workers AI ([details](hosts/openai-compatible.md))",
+        "`cloudflare`",
+        "`cf_account_id` is set, or host `api.cloudflare.com`",
+        "unset: `…/client/v4/accounts/{cf_account_id}/ai/v1/chat/completions` (every message is sent)",
+        "`api` → `Authorization: Bearer`",
+    ),
+    (
+        "AWS Bedrock ([details](hosts/bedrock.md))",
+        "`aws`, `bedrock`",
+        "`aws_access_key` is set, or a host ending in `.amazonaws.com`",
+        "`https://bedrock-runtime.<region>.amazonaws.com` (region from the host, else `region:`); Claude ids "
+        "→ `/model/{id}/invoke…`, others → `/model/{id}/converse…`",
+        "`aws_access_key` + `aws_secret_key` (+ `aws_session_token`) → SigV4; or `api` → Bedrock API key (Bearer)",
+    ),
+    (
+        "Cohere ([details](hosts/cohere.md))",
+        "`cohere`",
+        "host `api.cohere.com` / `api.cohere.ai`",
+        "the bare host, `…/v2`, `…/v2/chat`, or uni-api's `…/v1` (all end up at v2 chat)",
+        "`api` → `Authorization: Bearer`",
+    ),
 )
 
 OUTRO = """\

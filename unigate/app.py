@@ -22,14 +22,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from unigate import tokens
+from unigate import shared_state, tokens
 from unigate.auth.keys import KeyStore
 from unigate.config.compile import compile_channel, compile_runtime, engine_for
 from unigate.config.load import LoadedConfig, load_source
+from unigate.credits import Credits
 from unigate.errors import MethodNotAllowed, NotFound, UnigateError
 from unigate.http import admin, dashboard
 from unigate.http.admission import correct_tokens
 from unigate.http.chat import chat_completions
+from unigate.http.endpoints import media_routes
 from unigate.http.models import list_models
 from unigate.http.recording import Pending, Recorder
 from unigate.http.responses import error_response, internal_error_response, json_response
@@ -162,8 +164,16 @@ def create_app(
             planner = Planner(runtime, clock=clock or time.monotonic)
             providers = build_providers(upstream.post, clock=time.time, env=env)
             limiter = limiter_from_env(env, clock)
+            shared = shared_state.from_env(env, runtime, planner.health)
+            if shared is not None:
+                await shared.start()
             relay = Relay(
-                planner, upstream, error_triggers=runtime.error_triggers, providers=providers, limiter=limiter
+                planner,
+                upstream,
+                error_triggers=runtime.error_triggers,
+                providers=providers,
+                limiter=limiter,
+                shared=shared,
             )
             store, writer = await open_stats(env)
             health = planner.health
@@ -180,7 +190,14 @@ def create_app(
             prices = PriceTable.from_preferences(loaded.config.preferences)
             corrections: set[asyncio.Task[None]] = set()
 
+            credits = Credits(runtime.keys, limiter)
+            await credits.load(store.spend_since if store is not None else None)
+
             def after(pending: Pending, record: RequestRecord) -> None:
+                if credits.budgeted and pending.key is not None and record.cost > 0:
+                    task = asyncio.ensure_future(credits.charge(pending.key.id, record.cost))
+                    corrections.add(task)
+                    task.add_done_callback(corrections.discard)
                 if pending.token_charges:
                     task = asyncio.ensure_future(correct_tokens(limiter, pending.token_charges, record.total_tokens))
                     corrections.add(task)
@@ -197,6 +214,7 @@ def create_app(
                 metrics,
                 env.get("UNIGATE_METRICS_TOKEN") or None,
                 limiter,
+                credits,
             )
             try:
                 yield
@@ -204,6 +222,8 @@ def create_app(
                 await relay.images.close()
                 await recorder.drain()
                 await limiter.aclose()
+                if shared is not None:
+                    await shared.close()
                 if writer is not None:
                     await writer.stop(STATS_FLUSH_TIMEOUT)
                 if store is not None:
@@ -230,11 +250,14 @@ def create_app(
     routes = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/chat/completions", chat_completions, methods=["POST"]),
+        *media_routes(),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/stats", admin.stats, methods=["GET"]),
         Route("/v1/stats/requests", admin.stats_requests, methods=["GET"]),
         Route("/v1/stats/timeseries", admin.stats_timeseries, methods=["GET"]),
         Route("/v1/stats/health", admin.health, methods=["GET"]),
+        Route("/v1/credits", admin.credits, methods=["GET"]),
+        Route("/v1/api_keys_states", admin.credits, methods=["GET"]),
         Route("/metrics", admin.metrics, methods=["GET"]),
         Route("/healthz", health, methods=["GET"]),
         *dashboard.routes(),

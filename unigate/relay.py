@@ -1,6 +1,7 @@
 """plan → attempt → decode → peek → commit. The only retry loop in the code.
 
-``Relay.chat`` walks the Plan's attempts in order, within the request's attempt budget. The
+``Relay.run`` — used by ``Relay.chat`` and by every other endpoint (relay_media.py), each
+supplying only its one-attempt function — walks the Plan's attempts in order, within the request's attempt budget. The
 retry table (routing/retry.py) decides what each failure means: retry or not, cool the channel,
 cool the upstream key (then the same channel is tried again with its next key). A failure caused
 by the client's own request is returned at once. When every attempt failed, the last error is
@@ -25,9 +26,9 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -45,13 +46,20 @@ from unigate.errors import (
 from unigate.ir import ChatRequest, Usage
 from unigate.limits import Limiter, limits_for
 from unigate.providers.base import Provider
+from unigate.providers.quirks import Quirks, normalise_completion, quirks_for
 from unigate.providers.registry import PROVIDERS, provider_for
 from unigate.relay_body import apply_overrides, inline_images, upstream_body
 from unigate.relay_streams import PassThroughStream, TranslatedStream, error_frames
 from unigate.routing.plan import Attempt, Plan, Planner
 from unigate.routing.retry import decide
+from unigate.shared_state import SharedState
 from unigate.tracing import attempt_span
 from unigate.upstream import ImageFetcher, Timeouts, Upstream, UpstreamResponse
+
+T = TypeVar("T")
+AttemptFn = Callable[[Attempt, str | None, float], Awaitable[T]]
+"""One attempt of an endpoint: ``(attempt, upstream key, deadline) -> result``; raises
+``UpstreamError`` when the attempt failed (``Relay.run`` decides whether to try again)."""
 
 DEFAULT_DEADLINE = 30 * 60.0
 DEFAULT_IDLE = 120.0
@@ -168,8 +176,10 @@ class Relay:
         providers: Mapping[str, Provider] = PROVIDERS,
         images: ImageFetcher | None = None,
         limiter: Limiter | None = None,
+        shared: SharedState | None = None,
     ) -> None:
         self.limiter = limiter or Limiter.memory()
+        self.shared = shared
         self.tracer = tracing.tracer()
         self.planner = planner
         self.providers = providers
@@ -195,11 +205,30 @@ class Relay:
         """Plan a call (raises NotFound / PermissionDenied before anything is sent)."""
         return self.planner.plan(call.key, call.model)
 
+    async def plan_shared(self, call: ChatCall) -> Plan:
+        """:meth:`plan`, with the request's number drawn from the shared cursor when routing state
+        is shared through Redis and the key's order depends on it (``shared_state``)."""
+        tick = None
+        if self.shared is not None and self.planner.needs_tick(call.key, call.model):
+            tick = await self.shared.tick(call.key.id, call.model)
+        return self.planner.plan(call.key, call.model, tick)
+
     async def chat(self, call: ChatCall, plan: Plan | None = None) -> Complete | Streaming:
         """Run the attempts of ``plan`` (made here when not given) until one succeeds."""
         if plan is None:
             plan = self.plan(call)
         served = call.served
+
+        def once(attempt: Attempt, api_key: str | None, deadline_at: float) -> Awaitable[Complete | Streaming]:
+            return self._attempt(call, attempt, api_key, served, deadline_at)
+
+        return await self.run(call.model, served, plan, once)
+
+    async def run(self, model: str, served: Served, plan: Plan, once: AttemptFn[T]) -> T:
+        """The one retry loop, shared by every endpoint: walk ``plan``'s attempts within its
+        budget, calling ``once(attempt, api_key, deadline_at)`` for each (channel, upstream key)
+        pair, until one returns. ``once`` raises ``UpstreamError`` for a failed attempt; the
+        retry table decides what that means. Attempts are logged in ``served``."""
         deadline_at = asyncio.get_running_loop().time() + self.deadline
         last: UpstreamError | None = None
         budget = plan.budget
@@ -226,7 +255,7 @@ class Relay:
                             len(served.attempts) + 1,
                         ) as span:
                             try:
-                                result = await self._attempt(call, attempt, api_key, served, deadline_at)
+                                result = await once(attempt, api_key, deadline_at)
                             except UpstreamError as exc:
                                 span.set_attribute("unigate.outcome", type(exc).__name__)
                                 span.set_attribute("http.response.status_code", exc.upstream_status)
@@ -258,14 +287,14 @@ class Relay:
         if last is None:
             retry_after = planner.soonest_key_recovery(plan.attempts)
             raise UpstreamRateLimited(
-                f"Every upstream key for '{call.model}' is cooling down after rate limits.",
+                f"Every upstream key for '{model}' is cooling down after rate limits.",
                 retry_after=retry_after,
             )
         if isinstance(last, UpstreamRateLimited):
             soonest = planner.soonest_key_recovery(plan.attempts)
             if soonest is not None:
                 last.retry_after = soonest
-        last.message = f"All {len(served.attempts)} attempt(s) for '{call.model}' failed; last: {last.message}"
+        last.message = f"All {len(served.attempts)} attempt(s) for '{model}' failed; last: {last.message}"
         raise last
 
     async def _attempt(
@@ -293,6 +322,7 @@ class Relay:
             body = orjson.dumps(payload)
         upstream_call = provider.chat_call(channel, candidate.upstream_model, call.stream, api_key)
         upstream_call = await provider.authorize(channel, upstream_call, api_key)
+        upstream_call = provider.sign_body(channel, upstream_call, body)
         resp = await self.upstream.send(
             "POST",
             upstream_call.url,
@@ -311,7 +341,9 @@ class Relay:
             if call.stream and is_stream:
                 state: PassThroughStream | TranslatedStream
                 if passthrough:
-                    state = PassThroughStream(candidate.alias, candidate.upstream_model, self.error_triggers)
+                    state = PassThroughStream(
+                        candidate.alias, candidate.upstream_model, self.error_triggers, quirks_for(channel)
+                    )
                 else:
                     encoder = openai_chat.StreamEncoder(
                         id=new_completion_id(),
@@ -327,7 +359,9 @@ class Relay:
             raw = await resp.read()
             resp.close()
             if passthrough:
-                return Complete(self._passthrough_json(raw, resp, candidate.alias, served), served)
+                return Complete(
+                    self._passthrough_json(raw, resp, candidate.alias, served, quirks_for(channel)), served
+                )
             return Complete(self._translated_json(raw, dialect, options, served), served)
         except UpstreamError as err:
             resp.close()
@@ -337,7 +371,11 @@ class Relay:
             resp.close()
             raise
 
-    def _passthrough_json(self, raw: bytes, resp: UpstreamResponse, alias: str, served: Served) -> bytes:
+    def _passthrough_json(
+        self, raw: bytes, resp: UpstreamResponse, alias: str, served: Served, quirks: Quirks
+    ) -> bytes:
+        """The upstream's completion with the client's model name and the channel's
+        response-side host quirks applied (providers/quirks.py; none for plain OpenAI)."""
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -347,6 +385,8 @@ class Relay:
                 raise openai_chat.DIALECT.decode_error(200, resp.headers, raw)
             raise UpstreamProtocolError("upstream returned JSON without choices")
         self._check_triggers(raw)
+        if quirks.response:
+            normalise_completion(quirks, data)
         served.usage = openai_chat.decode_usage(data.get("usage"))
         data["model"] = alias
         return orjson.dumps(data)

@@ -2,7 +2,10 @@
 
 Only ``model`` changes, plus what the channel's config asks for: ``tools: false`` and
 ``image: false`` strip what the upstream cannot take, ``post_body_parameter_overrides`` merge or
-remove keys. Everything else — unknown fields included — reaches the upstream unchanged.
+remove keys. Then the host's documented quirks (providers/quirks.py) refuse what it refuses —
+a clear 400, never a silent drop — and rename what it knows under another name; they run after
+the overrides, so an operator's explicit ``__remove__`` wins over a refusal. Everything else —
+unknown fields included — reaches the upstream unchanged.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any, Protocol
 import orjson
 
 from unigate.config.compile import Channel
+from unigate.providers.quirks import apply_request, quirks_for
 
 
 class ImageSource(Protocol):
@@ -43,6 +47,9 @@ def upstream_body(body: Mapping[str, Any], channel: Channel, alias: str, upstrea
     if not channel.image:
         _strip_images(out)
     apply_overrides(out, channel, alias, upstream_model)
+    quirks = quirks_for(channel)
+    if quirks.request:
+        apply_request(quirks, out)
     return orjson.dumps(out)
 
 

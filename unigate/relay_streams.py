@@ -20,6 +20,7 @@ from unigate.dialects.sse import SSEEvent
 from unigate.errors import UnigateError, UpstreamProtocolError
 from unigate.events import CONTENT_EVENTS, Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, UsageEvent
 from unigate.ir import Usage
+from unigate.providers.quirks import NO_QUIRKS, ChunkNormaliser, Quirks, Verdict
 
 DONE_FRAME = b"data: [DONE]\n\n"
 
@@ -73,12 +74,31 @@ class PassThroughStream:
     of the configured ``error_triggers`` fails the attempt (uni-api's rule). In-band ``{"error": …}`` events raise a
     classified ``UpstreamError`` — before commit the relay retries, after it ``_rest`` ends the
     stream with an error event.
+
+    ``quirks``: the channel's response-side host quirks (providers/quirks.py), applied to every
+    chunk by a ``ChunkNormaliser`` (``normaliser``; ``None`` when the channel has none, so a plain
+    OpenAI stream pays one attribute check per chunk). A chunk the normaliser changed is
+    re-encoded; one it holds back (folded into the next) produces no frame.
     """
 
-    __slots__ = ("alias", "committed", "done", "finished", "rewrite", "text", "triggers", "upstream_model", "usage")
+    __slots__ = (
+        "alias",
+        "committed",
+        "done",
+        "finished",
+        "normaliser",
+        "rewrite",
+        "text",
+        "triggers",
+        "upstream_model",
+        "usage",
+    )
 
-    def __init__(self, alias: str, upstream_model: str, triggers: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, alias: str, upstream_model: str, triggers: tuple[str, ...] = (), quirks: Quirks = NO_QUIRKS
+    ) -> None:
         self.alias = alias
+        self.normaliser = ChunkNormaliser(quirks) if quirks.response else None
         self.usage: Usage | None = None
         self.text: list[str] = []
         self.triggers = triggers
@@ -107,6 +127,12 @@ class PassThroughStream:
             raise UpstreamProtocolError("upstream sent an event that is not a JSON object")
         if "error" in chunk and not chunk.get("choices"):
             raise openai_chat.DIALECT.decode_error(200, {}, data.encode())
+        changed = False
+        if self.normaliser is not None:
+            verdict = self.normaliser.apply(chunk)
+            if verdict is Verdict.HOLD:
+                return []
+            changed = verdict is Verdict.CHANGED
         if not self.committed and _is_content(chunk):
             self.committed = True
         for choice in chunk.get("choices") or ():
@@ -118,6 +144,8 @@ class PassThroughStream:
             self.usage = openai_chat.decode_usage(chunk["usage"])
         if self.rewrite and "model" in chunk:
             chunk["model"] = self.alias
+            changed = True
+        if changed:
             return [b"data: " + orjson.dumps(chunk) + b"\n\n"]
         return [b"data: " + data.encode() + b"\n\n"]
 

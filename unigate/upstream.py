@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -158,12 +158,14 @@ class Upstream:
         url: str,
         *,
         headers: Mapping[str, str],
-        body: bytes | None = None,
+        body: bytes | AsyncIterable[bytes] | None = None,
         timeouts: Timeouts = Timeouts(),
         proxy: str | None = None,
         params: Mapping[str, str] | None = None,
     ) -> UpstreamResponse:
-        """Send one request; returns once headers arrived, within ``timeouts.first_byte``."""
+        """Send one request; returns once headers arrived, within ``timeouts.first_byte``. An
+        async-iterable ``body`` (a multipart upload) is streamed as it is read; give its
+        ``content-length`` in ``headers`` to send it unchunked."""
         session, http_proxy = self._session_for(proxy)
         kwargs: dict[str, Any] = {
             "headers": headers,

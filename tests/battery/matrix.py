@@ -57,6 +57,12 @@ PROVIDERS: tuple[Provider, ...] = (
     Provider("gemini", "Gemini (AI Studio)", "gemini"),
     Provider("vertex-gemini", "Vertex AI · Gemini", "vertex"),
     Provider("vertex-claude", "Vertex AI · Claude", "vertex"),
+    Provider("cohere", "Cohere (v2 chat)", "cohere"),
+    Provider("azure", "Azure OpenAI", "azure"),
+    Provider("cloudflare", "Cloudflare Workers AI", "cloudflare"),
+    Provider("openrouter", "OpenRouter", "openrouter"),
+    Provider("bedrock-claude", "AWS Bedrock · Claude", "bedrock"),
+    Provider("bedrock-converse", "AWS Bedrock · Converse", "bedrock"),
 )
 PROVIDER_IDS: tuple[str, ...] = tuple(p.id for p in PROVIDERS)
 
@@ -147,6 +153,41 @@ EXCEPT: Mapping[str, Mapping[str, Cell]] = {
     "gemini": GEMINI_CELLS,
     "vertex-gemini": GEMINI_CELLS,
     "vertex-claude": ANTHROPIC_CELLS,
+    "cohere": {
+        "audio": refused("Cohere models take no audio input"),
+        "parallel_off": refused("Cohere has no switch to turn parallel tool calls off"),
+        "stop_many": refused("Cohere accepts at most 5 stop sequences"),
+        "n": refused("one choice per request; `n` must be 1"),
+        "logprobs": refused("log probabilities are not translated for Cohere"),
+    },
+    "azure": PASS_THROUGH_CELLS,
+    "cloudflare": {**PASS_THROUGH_CELLS, "image_url": FORWARDED, "audio": FORWARDED},
+    "openrouter": PASS_THROUGH_CELLS,
+    "bedrock-claude": {
+        **ANTHROPIC_CELLS,
+        "image_url": refused(
+            "Claude on Bedrock takes base64 images only; unigate inlines http(s) URLs for channels with "
+            "`fetch_images: true`"
+        ),
+        "error_429_only": Cell(
+            "n/a", "Bedrock sends no `Retry-After`; the lone 429 is tested in tests/providers/test_bedrock_gateway.py"
+        ),
+    },
+    "bedrock-converse": {
+        "image_url": refused(
+            "Converse takes images inline or from `s3://`; unigate inlines http(s) URLs for channels with "
+            "`fetch_images: true`"
+        ),
+        "parallel_off": refused("Converse has no switch to turn parallel tool calls off"),
+        "json_mode": refused("Converse has no JSON mode without a schema: use `json_schema`"),
+        "temperature_2": refused("Converse accepts temperature 0–1 only"),
+        "seed": refused("Converse has no `seed`"),
+        "n": refused("one choice per request; `n` must be 1"),
+        "logprobs": refused("Converse returns no log probabilities"),
+        "error_429_only": Cell(
+            "n/a", "Bedrock sends no `Retry-After`; the lone 429 is tested in tests/providers/test_bedrock_gateway.py"
+        ),
+    },
 }
 
 TABLE: Mapping[str, Mapping[str, Cell]] = {

@@ -14,3 +14,48 @@ Starter = Callable[[], "AbstractContextManager[Harness]"]
 
 STARTERS: dict[str, Starter] = {}
 """provider id → a context manager that starts its fake and gateway and yields the harness."""
+
+
+def _cohere() -> AbstractContextManager[Harness]:
+    from tests.battery import harness_cohere
+
+    return harness_cohere.start()
+
+
+STARTERS["cohere"] = _cohere
+
+
+def _azure() -> AbstractContextManager[Harness]:
+    from tests.battery import harness_openai_hosts
+
+    return harness_openai_hosts.start_azure()
+
+
+def _cloudflare() -> AbstractContextManager[Harness]:
+    from tests.battery import harness_openai_hosts
+
+    return harness_openai_hosts.start_cloudflare()
+
+
+def _openrouter() -> AbstractContextManager[Harness]:
+    from tests.battery import harness_openai_hosts
+
+    return harness_openai_hosts.start_openrouter()
+
+
+STARTERS.update(azure=_azure, cloudflare=_cloudflare, openrouter=_openrouter)
+
+
+def _bedrock_claude() -> AbstractContextManager[Harness]:
+    from tests.battery import harness_bedrock
+
+    return harness_bedrock.start("bedrock-claude")
+
+
+def _bedrock_converse() -> AbstractContextManager[Harness]:
+    from tests.battery import harness_bedrock
+
+    return harness_bedrock.start("bedrock-converse")
+
+
+STARTERS.update({"bedrock-claude": _bedrock_claude, "bedrock-converse": _bedrock_converse})

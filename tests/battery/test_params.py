@@ -32,7 +32,7 @@ def test_json_mode(h: Harness, stream: bool) -> None:
     assert json.loads(got.text) == {"answer": 42}
 
     body = h.last()
-    if h.family == "openai":
+    if h.family in ("openai", "cohere"):
         assert body["response_format"] == {"type": "json_object"}
     else:
         assert h.family == "gemini", "a yes cell without a native expectation"
@@ -52,6 +52,13 @@ def test_json_schema(h: Harness, stream: bool) -> None:
         assert body["response_format"] == fmt
     elif h.family == "anthropic":
         assert body["output_config"] == {"format": {"type": "json_schema", "schema": SCHEMA}}
+    elif h.family == "cohere":
+        assert body["response_format"] == {"type": "json_object", "json_schema": SCHEMA}
+    elif h.family == "bedrock":
+        text_format = body["outputConfig"]["textFormat"]
+        assert text_format["type"] == "json_schema"
+        assert text_format["structure"]["jsonSchema"]["name"] == "answer"
+        assert json.loads(text_format["structure"]["jsonSchema"]["schema"]) == SCHEMA  # a JSON string there
     else:
         assert generation(body)["responseMimeType"] == "application/json"
         assert generation(body)["responseJsonSchema"] == SCHEMA
@@ -65,8 +72,10 @@ def test_stop_sequences(h: Harness, stream: bool) -> None:
     body = h.last()
     if h.family == "openai":
         assert body["stop"] == ["END", "STOP"]
-    elif h.family == "anthropic":
+    elif h.family in ("anthropic", "cohere"):
         assert body["stop_sequences"] == ["END", "STOP"]
+    elif h.family == "bedrock":
+        assert body["inferenceConfig"]["stopSequences"] == ["END", "STOP"]
     else:
         assert generation(body)["stopSequences"] == ["END", "STOP"]
 
@@ -80,6 +89,8 @@ def test_six_stop_sequences(h: Harness, stream: bool) -> None:
     body = h.last()
     if h.family == "openai":
         assert body["stop"] == stops
+    elif h.family == "bedrock":
+        assert body["inferenceConfig"]["stopSequences"] == stops
     else:
         assert h.family == "anthropic", "a yes cell without a native expectation"
         assert body["stop_sequences"] == stops
@@ -96,8 +107,10 @@ def test_max_tokens_gives_length(h: Harness, stream: bool, field: str) -> None:
     body = h.last()
     if h.family == "openai":
         assert body[field] == 5
-    elif h.family == "anthropic":
+    elif h.family in ("anthropic", "cohere"):
         assert body["max_tokens"] == 5
+    elif h.family == "bedrock":
+        assert body["inferenceConfig"]["maxTokens"] == 5
     else:
         assert generation(body)["maxOutputTokens"] == 5
 
@@ -110,6 +123,8 @@ def test_temperature_above_one(h: Harness, stream: bool) -> None:
     body = h.last()
     if h.family == "openai":
         assert body["temperature"] == 1.5 and body["top_p"] == 0.9
+    elif h.family == "cohere":
+        assert body["temperature"] == 1.5 and body["p"] == 0.9
     else:
         assert h.family == "gemini", "a yes cell without a native expectation"
         assert generation(body)["temperature"] == 1.5 and generation(body)["topP"] == 0.9
@@ -121,7 +136,7 @@ def test_seed(h: Harness, stream: bool) -> None:
     assert got.text == "echo: roll"
 
     body = h.last()
-    if h.family == "openai":
+    if h.family in ("openai", "cohere"):
         assert body["seed"] == 7
     else:
         assert h.family == "gemini", "a yes cell without a native expectation"
@@ -167,6 +182,10 @@ def test_reasoning(h: Harness, stream: bool) -> None:
     elif h.family == "anthropic":
         assert body["thinking"] == {"type": "enabled", "budget_tokens": 8192}
         assert body["max_tokens"] > 8192  # thinking counts inside max_tokens
+    elif h.family == "cohere":
+        assert body["thinking"] == {"type": "enabled", "token_budget": 8192}
+    elif h.family == "bedrock":
+        assert body["outputConfig"] == {"effort": "medium"}
     else:
         assert generation(body)["thinkingConfig"] == {"thinkingBudget": 8192, "includeThoughts": True}
 

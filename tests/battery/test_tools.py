@@ -16,12 +16,23 @@ TIME_SCHEMA = TOOLS[1]["function"]["parameters"]
 
 def check_declared(h: Harness, body: dict[str, Any]) -> None:
     """The two battery tools, in the provider's declaration form."""
-    if h.family == "openai":
+    if h.family in ("openai", "cohere"):  # Cohere v2 declares tools in OpenAI's shape
         assert body["tools"] == TOOLS
     elif h.family == "anthropic":
         assert body["tools"] == [
             {"name": "get_weather", "description": "Weather for a city", "input_schema": WEATHER_SCHEMA},
             {"name": "get_time", "description": "Time in a zone", "input_schema": TIME_SCHEMA},
+        ]
+    elif h.family == "bedrock":
+        assert body["toolConfig"]["tools"] == [
+            {
+                "toolSpec": {
+                    "name": "get_weather",
+                    "description": "Weather for a city",
+                    "inputSchema": {"json": WEATHER_SCHEMA},
+                }
+            },
+            {"toolSpec": {"name": "get_time", "description": "Time in a zone", "inputSchema": {"json": TIME_SCHEMA}}},
         ]
     else:
         assert body["tools"] == [
@@ -122,6 +133,17 @@ def test_tool_results(h: Harness, stream: bool, answered: str) -> None:
         if answered == "all":
             answers.append({"type": "tool_result", "tool_use_id": CALL_W, "content": '{"sky": "clear"}'})
         assert body["messages"][1:] == [{"role": "assistant", "content": uses}, {"role": "user", "content": answers}]
+    elif h.family == "cohere":  # results keep the client's order: Cohere pairs them by id
+        assert body["messages"][1:] == [{"role": "assistant", "tool_calls": ASKED[1]["tool_calls"]}, *results]
+    elif h.family == "bedrock":
+        uses = [
+            {"toolUse": {"toolUseId": CALL_W, "name": "get_weather", "input": {"city": "Paris"}}},
+            {"toolUse": {"toolUseId": CALL_T, "name": "get_time", "input": {"tz": "CET"}}},
+        ]
+        answers = [{"toolResult": {"toolUseId": CALL_T, "content": [{"text": "12:00"}]}}]
+        if answered == "all":
+            answers.append({"toolResult": {"toolUseId": CALL_W, "content": [{"text": '{"sky": "clear"}'}]}})
+        assert body["messages"][1:] == [{"role": "assistant", "content": uses}, {"role": "user", "content": answers}]
     else:
         calls = [
             {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}},
@@ -140,12 +162,20 @@ NATIVE_CHOICE: dict[str, dict[str, Any]] = {
         "required": {"type": "any"},
         "named": {"type": "tool", "name": "get_time"},
     },
+    "bedrock": {  # Converse has no "none": the tools are left out instead
+        "none": {},
+        "auto": {"auto": {}},
+        "required": {"any": {}},
+        "named": {"tool": {"name": "get_time"}},
+    },
     "gemini": {
         "none": {"functionCallingConfig": {"mode": "NONE"}},
         "auto": {"functionCallingConfig": {"mode": "AUTO"}},
         "required": {"functionCallingConfig": {"mode": "ANY"}},
         "named": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_time"]}},
     },
+    # Cohere: auto is the default (no field); named = only that tool declared, REQUIRED.
+    "cohere": {"none": "NONE", "auto": None, "required": "REQUIRED", "named": "REQUIRED"},
 }
 CLIENT_CHOICE: dict[str, Any] = {
     "none": "none",
@@ -171,11 +201,20 @@ def test_tool_choice(h: Harness, stream: bool, choice: str) -> None:
         assert got.finish == "tool_calls"
 
     body = h.last()
-    check_declared(h, body)
+    if h.family == "bedrock" and choice == "none":
+        assert "toolConfig" not in body
+    elif h.family == "cohere" and choice == "named":
+        assert body["tools"] == [TOOLS[1]]
+    else:
+        check_declared(h, body)
     if h.family == "openai":
         assert body["tool_choice"] == CLIENT_CHOICE[choice]
     elif h.family == "anthropic":
         assert body["tool_choice"] == NATIVE_CHOICE["anthropic"][choice]
+    elif h.family == "cohere":
+        assert body.get("tool_choice") == NATIVE_CHOICE["cohere"][choice]
+    elif h.family == "bedrock":
+        assert body.get("toolConfig", {}).get("toolChoice", {}) == NATIVE_CHOICE["bedrock"][choice]
     else:
         assert body["toolConfig"] == NATIVE_CHOICE["gemini"][choice]
 
@@ -202,6 +241,11 @@ def test_reasoning_with_forced_tool(h: Harness, stream: bool) -> None:
     body = h.last()
     if h.family == "openai":
         assert body["reasoning_effort"] == "low" and body["tool_choice"] == "required"
+    elif h.family == "cohere":
+        assert body["tool_choice"] == "REQUIRED"
+        assert body["thinking"] == {"type": "enabled", "token_budget": 2048}
+    elif h.family == "bedrock":
+        assert body["toolConfig"]["toolChoice"] == {"any": {}} and body["outputConfig"] == {"effort": "low"}
     else:
         assert h.family == "gemini", "a yes cell without a native expectation"
         assert body["toolConfig"] == NATIVE_CHOICE["gemini"]["required"]

@@ -9,7 +9,8 @@ wire-formats.md §3.
 
 Routes, under ``/v1``, ``/v1beta`` or ``/v1alpha``: ``POST models/{model}:generateContent``,
 ``POST models/{model}:streamGenerateContent`` (``?alt=sse``: SSE events; without it one JSON
-array), ``POST models/{model}:countTokens``, ``GET models``, ``GET models/{model}``; anything
+array), ``POST models/{model}:countTokens``, ``:embedContent`` and ``:batchEmbedContents``
+(gemini_embed.py), ``GET models``, ``GET models/{model}``; anything
 else is a 404 ``NOT_FOUND``. Checked before a behaviour is consumed: the key
 (``x-goog-api-key`` header or ``?key=``; missing → 403 ``PERMISSION_DENIED``, wrong → 400
 ``INVALID_ARGUMENT`` with ``ErrorInfo.reason: API_KEY_INVALID``), the model (404 with
@@ -25,6 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from tests.fakes.gemini_behaviours import GBehaviour, GBlocked, GEcho, GFail, GReply, GSafety, GStreamError
+from tests.fakes.gemini_embed import EMBED_METHODS, serve_embed
 from tests.fakes.gemini_runners import GeminiExchange, run
 from tests.fakes.gemini_wire import api_key_invalid_json, check_body, error_json, model_json, models_json, prompt_tokens
 from tests.fakes.http11 import Conn, HttpRequest
@@ -87,6 +89,8 @@ async def serve_model_method(
         return await ex.respond_json(
             200, {"totalTokens": tokens, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": tokens}]}
         )
+    if method in EMBED_METHODS:
+        return await serve_embed(ex, method, body, model, next_behaviour)
     if method not in ("generateContent", "streamGenerateContent"):
         return await ex.error(404, f"Method {method} is not found for model {model}.")
     problem = check_body(body, ex.vertex)

@@ -16,6 +16,7 @@ from email.utils import formatdate
 from typing import Any
 
 from tests.fakes.http11 import Conn
+from tests.fakes.openai_azure import decorate_chunks, decorate_completion
 from tests.fakes.openai_behaviours import (
     BadJSON,
     Behaviour,
@@ -67,6 +68,8 @@ class Exchange:
     model: str = ""
     stream: bool = False
     include_usage: bool = False
+    azure: bool = False
+    """Answers carry Azure's content-filter annotations (``openai_azure``)."""
 
     def headers(self, content_type: str, extra: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
         headers = [
@@ -143,9 +146,11 @@ async def run(behaviour: Behaviour, ex: Exchange) -> bool:
 
 async def send_answer(ex: Exchange, answer: Answer, delay: float = 0.0, extra: Mapping[str, str] | None = None) -> bool:
     if not ex.stream:
-        return await ex.respond(200, dumps(completion_json(answer)), extra=extra)
+        body = completion_json(answer)
+        return await ex.respond(200, dumps(decorate_completion(body) if ex.azure else body), extra=extra)
     await ex.stream_head(extra=extra)
-    await ex.send_events(stream_chunks(answer, ex.include_usage), delay)
+    chunks = stream_chunks(answer, ex.include_usage)
+    await ex.send_events(decorate_chunks(chunks) if ex.azure else chunks, delay)
     await ex.conn.send_chunk(DONE)
     return await ex.end_stream()
 

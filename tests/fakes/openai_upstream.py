@@ -17,6 +17,14 @@ Routes (any path prefix is accepted, so ``/v1/chat/completions``, ``/chat/comple
 failing auth (401), unparseable JSON or missing fields (400) and unknown models (404, when
 ``strict_models``) are answered before a behaviour is consumed; a consumed behaviour always
 belongs to a well-formed, authorised chat request.
+
+``flavor="azure"`` makes it Azure OpenAI (``openai_azure``): chat is served only on
+``/openai/deployments/{deployment}/chat/completions`` (the deployment is the model; the body's
+``model`` is ignored), ``/openai/v1/chat/completions`` and ``/models/chat/completions``, the
+dated forms only with an ``api-version`` query (else Azure's 404); the key is checked in the
+``api-key`` header (``Authorization: Bearer`` is accepted too, as for Entra tokens); an unknown
+deployment is Azure's 404 ``DeploymentNotFound``; answers carry the content-filter annotations.
+``url`` is the server root (what ``openai.AzureOpenAI(azure_endpoint=...)`` takes).
 """
 
 from __future__ import annotations
@@ -31,8 +39,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
+from tests.fakes import openai_azure as azure
 from tests.fakes.http11 import MAX_HEAD_BYTES, BadRequest, Conn, ConnectionRecord, HttpRequest, read_request
 from tests.fakes.openai_behaviours import (
     BadJSON,
@@ -116,8 +125,10 @@ class FakeOpenAI:
         default: Behaviour | None = None,
         strict_models: bool = True,
         embedding_dim: int = 8,
+        flavor: Literal["openai", "azure"] = "openai",
     ) -> None:
         self.models = tuple(models)
+        self.flavor = flavor
         self.api_key = api_key
         self.host = host
         self.default: Behaviour = default if default is not None else Echo()
@@ -146,7 +157,8 @@ class FakeOpenAI:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
             raise
-        self.base_url = f"http://{host}:{self.port}/v1"
+        self.url = f"http://{host}:{self.port}"
+        self.base_url = self.url + "/v1"
 
     # ---- public, synchronous API ------------------------------------------------------------
 
@@ -324,6 +336,8 @@ class FakeOpenAI:
             self._requests.append(recorded)
             self._cond.notify_all()
         ex = self._exchange(conn, req.keep_alive)
+        if self.flavor == "azure":
+            return await self._serve_azure(req, parsed, ex)
         if self.api_key is not None and req.headers.get("authorization") != f"Bearer {self.api_key}":
             return await ex.respond(401, dumps(AUTH_ERROR))
         path = req.path.rstrip("/")
@@ -340,10 +354,24 @@ class FakeOpenAI:
             return await ex.error(404, f"The model '{model}' does not exist", "model_not_found")
         return await ex.error(404, f"Invalid URL ({req.method} {req.path})")
 
-    async def _chat(self, body: Any, ex: Exchange) -> bool:
+    async def _serve_azure(self, req: HttpRequest, parsed: Any, ex: Exchange) -> bool:
+        """Azure OpenAI's routes, auth and errors (see the module docstring)."""
+        key = self.api_key
+        bearer = req.headers.get("authorization")
+        if key is not None and req.headers.get("api-key") != key and bearer != f"Bearer {key}":
+            return await ex.respond(401, dumps(azure.ACCESS_DENIED))
+        found = azure.route(req.path) if req.method == "POST" else None
+        if found is None or (found.needs_version and not azure.api_version(req.query)):
+            return await ex.respond(404, dumps(azure.RESOURCE_NOT_FOUND))
+        if found.deployment is not None and self.strict_models and found.deployment not in self.models:
+            return await ex.respond(404, dumps(azure.deployment_not_found(found.deployment)))
+        ex.azure = True
+        return await self._chat(parsed, ex, found.deployment)
+
+    async def _chat(self, body: Any, ex: Exchange, deployment: str | None = None) -> bool:
         if not isinstance(body, dict):
             return await ex.error(400, "We could not parse the JSON body of your request.")
-        model = body.get("model")
+        model = deployment or body.get("model")
         if not isinstance(model, str) or not model:
             return await ex.error(400, "you must provide a model parameter")
         if not isinstance(body.get("messages"), list):

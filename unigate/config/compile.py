@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,13 +27,15 @@ OPENAI_DEFAULT_BASE = "https://api.openai.com/v1"
 
 # Engines unigate implements. A channel whose engine is not here yet is skipped with a
 # start-up warning (``Runtime.warnings``) rather than failing on its first request.
-IMPLEMENTED_ENGINES = frozenset({"openai", "anthropic", "gemini", "vertex"})
+IMPLEMENTED_ENGINES = frozenset({"openai", "anthropic", "gemini", "vertex", "azure", "cloudflare", "cohere", "bedrock"})
 
 # ``engine:`` values uni-api documents → our engine names.
 _ENGINE_ALIASES = {
     "gpt": "openai",
     "openai": "openai",
     "openrouter": "openai",
+    "ollama": "openai",  # unigate extension: local OpenAI-compatible servers whose quirks
+    "vllm": "openai",  # providers/quirks.py applies (keyed on Channel.engine_name)
     "claude": "anthropic",
     "anthropic": "anthropic",
     "gemini": "gemini",
@@ -154,6 +157,9 @@ class Channel:
     service_account: ServiceAccount | None = None
     cf_account_id: str | None = None
     aws: AwsCredentials | None = None
+    engine_name: str = ""
+    """The configured ``engine:`` lowercased, "" when unset (``engine`` is what it maps to):
+    providers/quirks.py keys host quirks on it (``openrouter``, ``ollama``, ``vllm``)."""
 
     @property
     def chat_url(self) -> str:
@@ -193,6 +199,8 @@ class ClientKey:
     moderation: bool = False
     rate_limits: Mapping[str, str] = field(default_factory=dict)
     preferences: Mapping[str, Any] = field(default_factory=dict)
+    credits: float | None = None
+    credits_since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +219,10 @@ class Runtime:
     channels_by_name: Mapping[str, Channel] = field(default_factory=dict)
     # alias → channels offering it, in providers order
     channels_by_alias: Mapping[str, tuple[Channel, ...]] = field(default_factory=dict)
+    # The moderation gate (keys with ENABLE_MODERATION): the model it asks, and whether a
+    # failed check lets the request through (docs/endpoints.md).
+    moderation_model: str = "omni-moderation-latest"
+    moderation_fail_open: bool = True
 
 
 def _timeouts(value: Any) -> dict[str, float]:
@@ -276,6 +288,7 @@ def compile_channel(
         name=provider.provider,
         index=index,
         engine=engine_for(provider),
+        engine_name=(provider.engine or "").lower(),
         base_url=openai_root(provider.base_url),
         keys=keys,
         models=models,
@@ -340,11 +353,22 @@ def _rule(text: str, weight: int | None, provider_names: set[str]) -> Rule:
     return Rule("name", model=text, weight=weight)
 
 
-def compile_key(entry: ApiKeyConfig, index: int, admin_index: int, provider_names: set[str]) -> ClientKey:
+DEFAULT_CREDITS_WINDOW = timedelta(days=30)
+"""A key with ``credits`` and no ``created_at`` counts spend from this long before start-up (uni-api's default)."""
+
+
+def compile_key(
+    entry: ApiKeyConfig, index: int, admin_index: int, provider_names: set[str], now: datetime | None = None
+) -> ClientKey:
     prefs = entry.preferences
     auto = prefs.AUTO_RETRY
     retry_count = None if isinstance(auto, bool) else int(auto)
     key_id = fingerprint(entry.api)
+    credits = None if prefs.credits < 0 else float(prefs.credits)
+    since = None
+    if credits is not None:
+        since = prefs.created_at or (now or datetime.now(UTC)) - DEFAULT_CREDITS_WINDOW
+        since = since.replace(tzinfo=UTC) if since.tzinfo is None else since.astimezone(UTC)
     return ClientKey(
         key=entry.api,
         id=key_id,
@@ -357,7 +381,18 @@ def compile_key(entry: ApiKeyConfig, index: int, admin_index: int, provider_name
         moderation=prefs.ENABLE_MODERATION,
         rate_limits={**dict(prefs.RATE_LIMIT or {}), **dict(prefs.rate_limit or {})},
         preferences=prefs.model_dump(),
+        credits=credits,
+        credits_since=since,
     )
+
+
+def _unique_labels(keys: tuple[ClientKey, ...]) -> tuple[ClientKey, ...]:
+    """Keys sharing a ``role`` get ``role/<fingerprint>`` labels: statistics and credits are
+    kept per label, and two keys must never share a budget or a line of ``/v1/stats`` by accident."""
+    seen: dict[str, int] = {}
+    for key in keys:
+        seen[key.label] = seen.get(key.label, 0) + 1
+    return tuple(replace(k, label=f"{k.label}/{k.id}") if seen[k.label] > 1 else k for k in keys)
 
 
 def _admin_index(keys: list[ApiKeyConfig]) -> int:
@@ -389,7 +424,7 @@ def compile_runtime(
         channels.append(channel)
     names = {p.provider for p in cfg.providers}
     admin = _admin_index(cfg.api_keys)
-    keys = tuple(compile_key(k, i, admin, names) for i, k in enumerate(cfg.api_keys))
+    keys = _unique_labels(tuple(compile_key(k, i, admin, names) for i, k in enumerate(cfg.api_keys)))
     prefs = cfg.preferences
     by_alias: dict[str, list[Channel]] = {}
     for channel in channels:
@@ -411,4 +446,6 @@ def compile_runtime(
         warnings=tuple(warnings),
         channels_by_name={c.name: c for c in channels},
         channels_by_alias={a: tuple(cs) for a, cs in by_alias.items()},
+        moderation_model=prefs.moderation_model,
+        moderation_fail_open=prefs.moderation_fail_open,
     )

@@ -525,9 +525,6 @@ UNSUPPORTED: Final[frozenset[str]] = frozenset((
     "exclude_request_rules", "responses_stream_commit_policy", "timeout_policy", "search_defaults",
     "access_key", "secret_key", "hedging", "passthrough_request_headers", "max_request_body_bytes",
     "api_key_rate_limit_cooldown_period", "api_key_quota_cooldown_period", "smart_round_robin",
-    # Implemented by later work (rate limits, credits, moderation, cost): warned about until then.
-    "ENABLE_MODERATION", "credits", "created_at",
-    "moderation_model", "moderation_fail_open",
 ))
 # fmt: on
 """Keys uni-api documents that unigate accepts but does not implement yet, and choice values

@@ -2,7 +2,9 @@
 
 Wire reference: wire-formats.md §2 (https://platform.claude.com/docs/en/api/messages) and §4
 (Claude on Vertex: the same body without ``model``, with ``anthropic_version:
-"vertex-2023-10-16"``, the model in the URL). The work is split by concern:
+"vertex-2023-10-16"``, the model in the URL). Claude on Bedrock's InvokeModel (§6.1) uses this body
+in its Bedrock form (``bedrock=True``, ``bedrock_claude_body``); its framing and errors are Bedrock's,
+so that dialect object is ``bedrock_invoke.DIALECT``. The work is split by concern:
 
 - ``anthropic_request``: IR request → body (system hoisting, turn merging, tools, thinking,
   the parameter and ``extra`` policies — documented there);
@@ -41,11 +43,13 @@ from unigate.dialects.anthropic_wire import (
     usage_from,
 )
 from unigate.dialects.base import SSE_MEDIA_TYPE, DialectOptions, Framer, UpstreamDialect, sse_framer
+from unigate.dialects.bedrock_claude_body import BEDROCK_VERSION, bedrock_form
 from unigate.errors import UpstreamError, UpstreamProtocolError
 from unigate.ir import ChatRequest, ChatResponse, Message, Opaque, Part, Reasoning, Text, ToolCall
 
 __all__ = [
     "ANTHROPIC_VERSION",
+    "BEDROCK_VERSION",
     "DEFAULT_MAX_TOKENS",
     "DIALECT",
     "THINKING_BUDGETS",
@@ -110,17 +114,21 @@ def _part(block: object) -> Part:
 
 class AnthropicDialect:
     """``UpstreamDialect`` for the Messages API. ``vertex=True`` makes the Claude-on-Vertex body:
-    no ``model`` (it is in the URL), ``anthropic_version: "vertex-2023-10-16"`` instead."""
+    no ``model`` (it is in the URL), ``anthropic_version: "vertex-2023-10-16"`` instead.
+    ``bedrock=True`` makes the Claude-on-Bedrock InvokeModel body (``bedrock_claude_body``); such an
+    instance is wrapped by ``bedrock_invoke``, which brings Bedrock's framing and errors."""
 
-    __slots__ = ("name", "vertex")
+    __slots__ = ("bedrock", "name", "vertex")
 
-    def __init__(self, name: str, *, vertex: bool = False) -> None:
+    def __init__(self, name: str, *, vertex: bool = False, bedrock: bool = False) -> None:
         self.name = name
         self.vertex = vertex
+        self.bedrock = bedrock
 
     def encode_request(self, request: ChatRequest, options: DialectOptions) -> dict[str, Any]:
         """The JSON body; raises ``UnsupportedFeature``/``BadRequest`` for what Anthropic cannot express."""
-        return encode_request(request, options, vertex=self.vertex)
+        body = encode_request(request, options, vertex=self.vertex)
+        return bedrock_form(body, options) if self.bedrock else body
 
     def decode_response(self, body: bytes, options: DialectOptions) -> ChatResponse:
         """See the module-level ``decode_response``."""

@@ -13,7 +13,16 @@ message about the context window)
                                             is cooled like a refused key and the client sees 502.
 ``invalid_api_key``                         ``UpstreamAuthError`` whatever the status
 ``rate_limit_exceeded``                     ``UpstreamRateLimited`` whatever the status
+Cloudflare ``3036`` (daily allocation used)  ``UpstreamAuthError``: the key is spent until tomorrow
 ==========================================  ===============================================
+
+A content-filter refusal (Azure: 400 ``code: "content_filter"`` with ``innererror``) is the
+client's problem: ``ContentFiltered`` (400, never retried), its message naming the categories
+Azure's ``innererror.content_filter_result`` marks as filtered. (A filtered *answer* is a 200 with
+``finish_reason: "content_filter"`` — a successful answer, passed through as OpenAI defines it.)
+
+Besides OpenAI's ``{"error": …}``, Cloudflare's envelope ``{"success": false, "errors": [{"code",
+"message"}]}`` is read (wire-formats.md §8; https://developers.cloudflare.com/workers-ai/platform/errors/).
 
 A 2xx ``status`` means an error object inside a successful answer (a JSON body or an in-band
 stream event): it is classified by a numeric ``error.code``/``status`` when the provider gave
@@ -60,6 +69,9 @@ _KEY_CODES = frozenset(
      "account_deactivated", "invalid_api_key"}
 )  # fmt: skip
 _RATE_CODES = frozenset({"rate_limit_exceeded", "rate_limit_error", "too_many_requests"})
+# Cloudflare Workers AI error codes (numbers, only inside its envelope) that the status alone
+# misclassifies: 3036 is a 429 that will not clear today, so the key is cooled, not retried.
+_CLOUDFLARE_KEY_CODES = frozenset({"3036"})
 _CONTEXT_TEXT = re.compile(
     r"context length|context window|maximum context|prompt is too long|reduce the length", re.IGNORECASE
 )
@@ -89,8 +101,13 @@ def decode_error(status: int, headers: Mapping[str, str], body: bytes) -> Upstre
         else UpstreamUnavailable(message, upstream_status=status, retry_after=retry_after, code=code)
     )
     refined = _refine(effective, code, etype, message)
+    if info is not None and info.get("envelope") and code in _CLOUDFLARE_KEY_CODES:
+        refined = UpstreamAuthError
+    if refined is ContentFiltered and info is not None:
+        message = _filter_message(message, info)
     if refined is not None and not isinstance(err, refined):
         err = refined(message, upstream_status=err.upstream_status, retry_after=retry_after, code=code)
+    err.message = message
     err.param = param[:200] if param else None
     return err
 
@@ -119,6 +136,10 @@ def _error_info(payload: Any) -> dict[str, Any] | None:
         return error
     if isinstance(error, str):
         return {"message": error}
+    errors = payload.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):  # Cloudflare's envelope
+        first = errors[0]
+        return {"message": first.get("message"), "code": first.get("code"), "envelope": True}
     for key in ("message", "detail"):
         if isinstance(payload.get(key), str):
             return {"message": payload[key], "code": payload.get("code"), "type": payload.get("type")}
@@ -158,6 +179,18 @@ def _refine(status: int, code: str | None, etype: str | None, message: str) -> t
     if status in (400, 413, 422) and _CONTEXT_TEXT.search(message):
         return ContextLengthExceeded
     return None
+
+
+def _filter_message(message: str, info: Mapping[str, Any]) -> str:
+    """Azure's filter refusal, naming the categories its ``innererror`` marks as filtered."""
+    inner = info.get("innererror")
+    result = inner.get("content_filter_result") if isinstance(inner, dict) else None
+    if not isinstance(result, dict):
+        return message
+    hits = sorted(k for k, v in result.items() if isinstance(v, dict) and v.get("filtered") is True)
+    if not hits:
+        return message
+    return f"{message} (content filter: {', '.join(hits)} filtered; not retried)"
 
 
 def _text_message(status: int, headers: Mapping[str, str], body: bytes) -> str:

@@ -3,6 +3,8 @@
 Validation here is the light check the fast path needs (object body, ``model``, ``messages``,
 ``stream``); field-level validation of everything else is ``dialects.openai_chat.parse_request``
 when a route translates, and the upstream's own 400 (passed through) when it does not.
+Keys with ``ENABLE_MODERATION`` have their users' text checked after the rate limits and before
+routing (http/moderation.py); other keys pay one attribute check.
 
 A client that disconnects cancels the upstream request at once: for streams Starlette cancels
 the response (``SSEResponse``); for plain requests ``until_disconnected`` cancels the relay when
@@ -23,6 +25,7 @@ from starlette.responses import Response
 from unigate.errors import BadRequest, UnigateError
 from unigate.http.admission import admit
 from unigate.http.disconnect import ClientDisconnected, SSEResponse, until_disconnected
+from unigate.http.moderation import chat_texts, screen
 from unigate.http.recording import Pending
 from unigate.http.responses import JSONBytes, error_response, read_json_object
 from unigate.http.state import Gateway
@@ -135,9 +138,13 @@ async def chat_completions(request: Request) -> Response:
         model, stream = validate_chat(body)
         pending.model, pending.stream = model, stream
         call = ChatCall(key=pending.key, body=body, model=model, stream=stream, request_id=pending.request_id)
-        plan = gateway.relay.plan(call)
-        limit_headers, pending.token_charges = await admit(gateway.limiter, gateway.runtime, call.key, model, body)
+        plan = await gateway.relay.plan_shared(call)
+        limit_headers, pending.token_charges = await admit(
+            gateway.limiter, gateway.runtime, call.key, model, body, gateway.credits
+        )
         headers.update(limit_headers)
+        if call.key.moderation:
+            await until_disconnected(request.receive, screen(gateway, call.key, chat_texts(body), pending, "messages"))
         if stream and plan.keepalive is not None:
             headers.update(SSE_HEADERS)
             return SSEResponse(with_keepalive(gateway, call, plan, plan.keepalive, pending), headers)

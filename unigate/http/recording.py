@@ -66,6 +66,7 @@ class Pending:
     stream: bool = False
     ttft_ms: float | None = None
     token_charges: list[Any] = field(default_factory=list)
+    moderation_ms: float | None = None
 
     def first_byte(self) -> None:
         if self.ttft_ms is None:
@@ -181,6 +182,7 @@ class Recorder:
             tokens_estimated=estimated,
             cost=self.cost(model, served.upstream_model if served else None, usage) if model else 0.0,
             stream=pending.stream,
+            moderation_ms=pending.moderation_ms,
         )
 
 

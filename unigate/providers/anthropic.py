@@ -80,6 +80,10 @@ class AnthropicProvider:
         """Nothing to add: the key is already a header."""
         return call
 
+    def sign_body(self, channel: Channel, call: UpstreamCall, body: bytes) -> UpstreamCall:
+        """Nothing to sign: the credential does not cover the body."""
+        return call
+
     def body_settings(self, channel: Channel, upstream_model: str) -> Mapping[str, Any]:
         """No dialect settings."""
         return _NO_SETTINGS

@@ -43,6 +43,11 @@ class Provider(Protocol):
         """Add credentials that need I/O; hosts whose key is a plain header return ``call``."""
         ...
 
+    def sign_body(self, channel: Channel, call: UpstreamCall, body: bytes) -> UpstreamCall:
+        """The call with a signature over the exact ``body`` bytes (Bedrock's SigV4); hosts whose
+        credential does not cover the body return ``call``. Pure: the clock is the provider's."""
+        ...
+
     def body_settings(self, channel: Channel, upstream_model: str) -> Mapping[str, Any]:
         """Dialect settings for ``DialectOptions.settings`` (e.g. Claude-on-Vertex's body form)."""
         ...

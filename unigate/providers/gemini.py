@@ -34,7 +34,7 @@ from unigate.dialects.gemini import DIALECT
 from unigate.providers.anthropic import with_channel_headers
 from unigate.providers.base import UpstreamCall
 
-__all__ = ["DEFAULT_ROOT", "PROVIDER", "GeminiProvider", "api_root", "method_for", "model_segment"]
+__all__ = ["DEFAULT_ROOT", "PROVIDER", "GeminiProvider", "api_root", "embed_call", "method_for", "model_segment"]
 
 DEFAULT_ROOT = "https://generativelanguage.googleapis.com/v1beta"
 _MODELS = re.compile(r"/models(?:/|$)")
@@ -99,9 +99,21 @@ class GeminiProvider:
         """Nothing to add: the key is already a header."""
         return call
 
+    def sign_body(self, channel: Channel, call: UpstreamCall, body: bytes) -> UpstreamCall:
+        """Nothing to sign: the credential does not cover the body."""
+        return call
+
     def body_settings(self, channel: Channel, upstream_model: str) -> Mapping[str, Any]:
         """No dialect settings."""
         return _NO_SETTINGS
 
 
 PROVIDER = GeminiProvider()
+
+
+def embed_call(channel: Channel, upstream_model: str, batch: bool, api_key: str | None) -> UpstreamCall:
+    """``POST {root}/models/{model}:embedContent`` (one text) or ``:batchEmbedContents`` (a list),
+    https://ai.google.dev/api/embeddings ; the key header as for chat."""
+    method = "batchEmbedContents" if batch else "embedContent"
+    url = f"{api_root(channel.raw_base_url)}/models/{model_segment(upstream_model)}:{method}"
+    return UpstreamCall(url, with_channel_headers(google_headers(False, api_key), channel))

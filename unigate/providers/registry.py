@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from unigate.config.compile import Channel
-from unigate.providers import anthropic, gemini, openai, vertex
+from unigate.providers import anthropic, azure, bedrock, cloudflare, cohere, gemini, openai, vertex
 from unigate.providers.base import HttpPost, Provider
 
 
@@ -28,9 +28,13 @@ def build_providers(
     token_uri = (env or {}).get(vertex.TOKEN_URI_ENV) or vertex.DEFAULT_TOKEN_URI
     hosts: tuple[Provider, ...] = (
         openai.PROVIDER,
+        azure.PROVIDER,
+        cloudflare.PROVIDER,
         anthropic.PROVIDER,
         gemini.PROVIDER,
+        cohere.PROVIDER,
         vertex.VertexProvider(post, clock=clock, token_uri=token_uri),
+        bedrock.BedrockProvider(clock=clock),
     )
     return {host.engine: host for host in hosts}
 

@@ -317,6 +317,10 @@ class VertexProvider:
         headers["authorization"] = "Bearer " + token
         return UpstreamCall(call.url, headers, call.params)
 
+    def sign_body(self, channel: Channel, call: UpstreamCall, body: bytes) -> UpstreamCall:
+        """Nothing to sign: the credential does not cover the body."""
+        return call
+
     def body_settings(self, channel: Channel, upstream_model: str) -> Mapping[str, Any]:
         """No settings: the Claude body form is the ``VERTEX_DIALECT`` itself."""
         return _NO_SETTINGS
