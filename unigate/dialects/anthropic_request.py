@@ -49,9 +49,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
-from unigate.dialects.base import DialectOptions
+from unigate.dialects.base import DialectOptions, arguments_object
 from unigate.errors import BadRequest, UnsupportedFeature
 from unigate.ir import (
     Audio,
@@ -416,7 +414,7 @@ def _assistant_block(part: Part) -> dict[str, Any]:
     if isinstance(part, Text):
         return {"type": "text", "text": part.text}
     if isinstance(part, ToolCall):
-        return {"type": "tool_use", "id": part.id, "name": part.name, "input": _arguments(part)}
+        return {"type": "tool_use", "id": part.id, "name": part.name, "input": arguments_object(part)}
     if isinstance(part, Reasoning):
         # Signed thinking goes back unmodified (Anthropic verifies the signature).
         if part.redacted:
@@ -431,19 +429,6 @@ def _common_block(part: Part, role: str) -> dict[str, Any]:
     if isinstance(part, Audio):
         raise UnsupportedFeature("Anthropic models do not accept audio input", param="messages")
     raise UnsupportedFeature(f"{type(part).__name__} cannot appear in an Anthropic {role} message", param="messages")
-
-
-def _arguments(call: ToolCall) -> dict[str, Any]:
-    """``arguments`` JSON text → ``input`` object; "" (a call without arguments) is ``{}``."""
-    if not call.arguments.strip():
-        return {}
-    try:
-        value = orjson.loads(call.arguments)
-    except orjson.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
-        raise BadRequest(f"tool call {call.id!r} arguments are not a JSON object", param="messages")
-    return value
 
 
 def _tool_result(result: ToolResult) -> dict[str, Any]:

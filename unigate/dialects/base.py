@@ -12,10 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+
 from unigate.dialects.sse import SSEEvent, SSEFramer
-from unigate.errors import UpstreamError
+from unigate.errors import BadRequest, UpstreamError
 from unigate.events import Event
-from unigate.ir import ChatRequest, ChatResponse
+from unigate.ir import ChatRequest, ChatResponse, ToolCall
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +95,18 @@ class UpstreamDialect(Protocol):
     def framer(self) -> Framer:
         """A fresh framer for one streamed answer's body."""
         ...
+
+
+def arguments_object(call: ToolCall) -> dict[str, Any]:
+    """A tool call's ``arguments`` JSON text as the object providers with native tool inputs
+    want (Anthropic ``input``, Bedrock ``toolUse.input``); "" (a call without arguments) is
+    ``{}``; anything but a JSON object is the client's error (400)."""
+    if not call.arguments.strip():
+        return {}
+    try:
+        value = orjson.loads(call.arguments)
+    except orjson.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise BadRequest(f"tool call {call.id!r} arguments are not a JSON object", param="messages")
+    return value

@@ -71,7 +71,7 @@ from typing import Any
 
 import orjson
 
-from unigate.dialects.base import DialectOptions
+from unigate.dialects.base import DialectOptions, arguments_object
 from unigate.errors import BadRequest, UnsupportedFeature
 from unigate.ir import (
     Audio,
@@ -353,7 +353,7 @@ def _assistant_blocks(part: Part) -> list[dict[str, Any]]:
     if isinstance(part, Text):
         return [{"text": part.text}] if part.text else []
     if isinstance(part, ToolCall):
-        return [{"toolUse": {"toolUseId": tool_use_id(part.id), "name": part.name, "input": _arguments(part)}}]
+        return [{"toolUse": {"toolUseId": tool_use_id(part.id), "name": part.name, "input": arguments_object(part)}}]
     if isinstance(part, Reasoning):
         if not part.signature:
             return []
@@ -396,18 +396,6 @@ def _opaque_blocks(part: Opaque, role: str) -> list[dict[str, Any]]:
             return blocks
     what = f"{kind!r} content part" if isinstance(kind, str) else f"{part.dialect} {'/'.join(sorted(part.data))}"
     raise UnsupportedFeature(f"{what} cannot be sent in a Bedrock Converse {role} message", param="messages")
-
-
-def _arguments(call: ToolCall) -> dict[str, Any]:
-    if not call.arguments.strip():
-        return {}
-    try:
-        value = orjson.loads(call.arguments)
-    except orjson.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
-        raise BadRequest(f"tool call {call.id!r} arguments are not a JSON object", param="messages")
-    return value
 
 
 def _tool_result(result: ToolResult) -> dict[str, Any]:
