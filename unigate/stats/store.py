@@ -17,6 +17,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +49,9 @@ DEFAULT_DB_PATH = "./data/stats.db"
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 INSERT_CHUNK = 500
 """Records per driver call within a write's transaction (bounds each event-loop stall)."""
-SQLITE_ROWS_PER_STATEMENT = (
-    32_766 // len(REQUEST_COLUMNS) if sqlite3.sqlite_version_info >= (3, 32) else 999 // len(REQUEST_COLUMNS)
-)
-"""Rows per multi-row SQLite INSERT: SQLite binds at most 32 766 parameters (999 before 3.32)."""
+SQLITE_ROWS_PER_STATEMENT = 256 if sqlite3.sqlite_version_info >= (3, 32) else 32
+"""Most rows per multi-row SQLite INSERT, a power of two: SQLite binds at most 32 766 parameters
+(999 before 3.32), and a row takes ``len(REQUEST_COLUMNS)``."""
 _log = logging.getLogger("unigate.stats")
 
 
@@ -144,7 +144,7 @@ def is_permanent_error(exc: BaseException) -> bool:
     return isinstance(exc, StatementError | TypeError | ValueError | AttributeError | KeyError | IndexError)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=16)
 def _multi_row(single: str, rows: int) -> str:
     """``INSERT … VALUES (?, …) ON CONFLICT DO NOTHING`` for ``rows`` rows instead of one."""
     head, sep, tail = single.partition(" VALUES ")
@@ -269,10 +269,15 @@ class StatsStore:
             # SQLite runs in aiosqlite's thread, and the sqlite3 module releases the GIL around every
             # row's step: executemany would hand the GIL back and forth with the event loop once per
             # row. One multi-row INSERT steps once per statement.
-            step = min(INSERT_CHUNK, SQLITE_ROWS_PER_STATEMENT)
-            for start in range(0, len(records), step):
-                rows = request_values(records[start : start + step], sqlite_stamp)
-                await conn.exec_driver_sql(_multi_row(sql, len(rows)), tuple(v for row in rows for v in row))
+            # Statements of power-of-two row counts only: a batch of any size is a few of them, and
+            # each is parsed once and then reused from the driver's statement cache.
+            rows = request_values(records, sqlite_stamp)
+            start = 0
+            while start < len(rows):
+                size = min(SQLITE_ROWS_PER_STATEMENT, 1 << ((len(rows) - start).bit_length() - 1))
+                chunk = rows[start : start + size]
+                await conn.exec_driver_sql(_multi_row(sql, size), tuple(chain.from_iterable(chunk)))
+                start += size
 
     def _since(self, hours: float) -> datetime:
         if hours <= 0:
