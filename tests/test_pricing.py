@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from unigate.config.schema import GlobalPreferences, Price
+from unigate.config.schema import GlobalPreferences
+from unigate.config.values import Price
 from unigate.ir import Usage
 from unigate.pricing import PriceTable, cost
 from unigate.stats.records import RequestRecord

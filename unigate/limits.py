@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TypeVar
 
-from unigate.config.schema import RateLimit, parse_rate_limit
+from unigate.config.values import RateLimit, parse_rate_limit
 from unigate.errors import UnigateError
 from unigate.limits_base import (
     UNLIMITED,

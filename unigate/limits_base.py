@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal, Protocol
 
-from unigate.config.schema import RateLimit
+from unigate.config.values import RateLimit
 
 Mode = Literal["acquire", "peek", "charge"]
 """``acquire``: check every window, charge all of them only if all admit. ``peek``: check, never

@@ -22,7 +22,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from unigate.config.schema import GlobalPreferences, Price
+from unigate.config.schema import GlobalPreferences
+from unigate.config.values import Price
 
 __all__ = ["DEFAULT_KEY", "PriceTable", "UsageLike", "cost"]
 

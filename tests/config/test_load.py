@@ -18,7 +18,7 @@ from unigate.config.load import (
     load_text,
     resolve_source,
 )
-from unigate.config.schema import Price
+from unigate.config.values import Price
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "api.yaml"
 

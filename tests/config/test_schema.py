@@ -8,17 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from unigate.config.schema import (
-    UNSUPPORTED,
-    ApiYaml,
-    EnvText,
-    Price,
-    RateLimit,
-    format_path,
-    parse_rate_limit,
-    rule_provider,
-    unsupported_keys,
-)
+from unigate.config.schema import UNSUPPORTED, ApiYaml, format_path, unsupported_keys
+from unigate.config.values import EnvText, Price, RateLimit, parse_rate_limit, rule_provider
 
 
 def cfg(**top: Any) -> dict[str, Any]:

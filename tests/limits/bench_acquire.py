@@ -16,7 +16,7 @@ import uuid
 
 import redis
 
-from unigate.config.schema import parse_rate_limit
+from unigate.config.values import parse_rate_limit
 from unigate.limits import Limiter
 
 ONE = parse_rate_limit("1000000/min")

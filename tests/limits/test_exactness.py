@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.limits.conftest import START
-from unigate.config.schema import parse_rate_limit
+from unigate.config.values import parse_rate_limit
 from unigate.limits import Limiter
 
 pytestmark = pytest.mark.anyio
@@ -69,7 +69,7 @@ async def test_multi_window_is_atomic_under_concurrency(backend: str, request: p
 
 WORKER = """
 import asyncio, sys, time
-from unigate.config.schema import parse_rate_limit
+from unigate.config.values import parse_rate_limit
 from unigate.limits import Limiter
 
 async def main(url, prefix, n):

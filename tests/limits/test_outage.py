@@ -16,7 +16,7 @@ import pytest
 
 from tests.clock import FakeClock
 from tests.stats.tcp_relay import TcpRelay
-from unigate.config.schema import parse_rate_limit
+from unigate.config.values import parse_rate_limit
 from unigate.limits import Limiter, LimiterUnavailable
 
 pytestmark = pytest.mark.anyio

@@ -9,7 +9,7 @@ import pytest
 
 from tests.clock import FakeClock
 from tests.limits.conftest import START, redis_keys
-from unigate.config.schema import parse_rate_limit
+from unigate.config.values import parse_rate_limit
 from unigate.limits import Limiter
 
 pytestmark = pytest.mark.anyio

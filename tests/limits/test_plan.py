@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from unigate.config.schema import RateLimit, parse_rate_limit
+from unigate.config.values import RateLimit, parse_rate_limit
 from unigate.limits import Limiter, from_env, limits_for
 from unigate.limits_base import Decision, WindowState, go_duration, plan_of
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.limits.conftest import Rig
-from unigate.config.schema import RateLimit, parse_rate_limit
+from unigate.config.values import RateLimit, parse_rate_limit
 from unigate.limits import Limiter
 
 pytestmark = pytest.mark.anyio

@@ -19,14 +19,11 @@ from unigate.config.schema import (
     ApiKeyPreferences,
     ApiYaml,
     GlobalPreferences,
-    Price,
     ProviderConfig,
     ProviderPreferences,
-    RateLimit,
-    parse_rate_limit,
-    rule_provider,
     unsupported_keys,
 )
+from unigate.config.values import Price, RateLimit, parse_rate_limit, rule_provider
 
 __all__ = [
     "UNSUPPORTED",

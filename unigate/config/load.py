@@ -42,7 +42,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from unigate.config.schema import ApiYaml, EnvText, PathPart, format_path, iter_unsupported, rule_provider
+from unigate.config.schema import ApiYaml, PathPart, format_path, iter_unsupported
+from unigate.config.values import EnvText, rule_provider
 
 Pos = tuple[int, int]
 """0-based (line, column), as ruamel reports them."""

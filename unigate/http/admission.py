@@ -18,7 +18,7 @@ from typing import Any
 
 from unigate import tokens
 from unigate.config.compile import ClientKey, Runtime
-from unigate.config.schema import RateLimit
+from unigate.config.values import RateLimit
 from unigate.credits import Credits
 from unigate.errors import PayloadTooLarge, RateLimited
 from unigate.limits import Limiter, limits_for
