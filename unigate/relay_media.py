@@ -6,9 +6,20 @@ timeouts — exactly as chat) and keeps the channels whose engine serves the end
 ``run_media`` hands one attempt function to ``Relay.run``, the one retry loop, so retries,
 key and channel cooldowns, the attempt budget and the deadline are chat's.
 
-One attempt, by engine:
+One attempt, by engine — two tables, no per-engine branches in the attempt:
 
-- **OpenAI-compatible** (``openai``): the request goes to ``{API root}{endpoint path}``. A JSON body
+- ``PASS_THROUGH``: engines that take the OpenAI body as is, each with its call builder (URL,
+  credential header) and the endpoint paths it serves: ``openai`` (every endpoint, ``{API root}
+  {path}``), ``azure`` (every endpoint but moderations: providers/azure.py), ``cloudflare``
+  (embeddings: providers/cloudflare.py).
+- ``TRANSLATED``: engines whose embeddings API has another shape, each with its pure dialect
+  module (encode / decode) and call builder: ``gemini`` (dialects/gemini_embed.py), ``cohere``
+  (dialects/cohere_embed.py).
+
+Every call then goes through the provider's ``authorize`` and, for byte bodies, ``sign_body``,
+exactly as chat does (so a signed host needs no special case here).
+
+- **Pass-through**: the request goes to the engine's URL for the endpoint path. A JSON body
   is the client's with ``model`` set to the upstream name and the channel's per-model
   ``post_body_parameter_overrides`` merged (the global ones are written for chat bodies and are
   not applied here). A multipart body is re-emitted from its spool (relay_form.py). The answer:
@@ -17,7 +28,8 @@ One attempt, by engine:
   or with an ``error`` object, fails the attempt — its ``model`` rewritten when an alias differs,
   its ``usage`` recorded; audio, SSE and octet streams are streamed (below); other bodies
   (``text``/``srt``/``vtt`` transcripts) are passed through with their content type.
-- **Gemini** (``gemini``, embeddings only): translated by dialects/gemini_embed.py.
+- **Translated** (embeddings only): the vectors come back in the client's ``encoding_format``
+  with the engine's usage (or none: the record's tokens are then estimated).
 
 Streamed bodies commit late, like chat streams: the attempt reads until the first non-empty
 chunk; a 200 with an empty body (what uni-api's early ``/v1/audio/speech`` answered) fails the
@@ -29,38 +41,113 @@ response (bytes cannot carry an in-band error).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from unigate.config.compile import Channel, ClientKey
-from unigate.dialects import gemini_embed, openai_chat, openai_embed
+from unigate.dialects import cohere_embed, gemini_embed, openai_chat, openai_embed
+from unigate.dialects.base import UpstreamDialect
+from unigate.dialects.cohere import DIALECT as COHERE
 from unigate.dialects.gemini import DIALECT as GEMINI
 from unigate.errors import BadRequest, UpstreamError, UpstreamProtocolError, UpstreamTimeout, redact
 from unigate.ir import Usage
+from unigate.providers import azure as azure_host
+from unigate.providers import cloudflare as cloudflare_host
+from unigate.providers import cohere as cohere_host
 from unigate.providers import gemini as gemini_host
 from unigate.providers import openai as openai_host
+from unigate.providers.base import UpstreamCall
+from unigate.providers.registry import provider_for
 from unigate.relay import MAX_ERROR_BODY, Relay, Served
 from unigate.relay_form import Form, encode_form, new_boundary
 from unigate.routing.candidates import candidates_for
 from unigate.routing.plan import Attempt, Plan, attempt_budget, resolve_timeout
 from unigate.upstream import Timeouts, UpstreamResponse
 
-_ENGINE_NAMES = {"openai": "OpenAI-compatible", "gemini": "Gemini"}
+_ENGINE_NAMES = {
+    "openai": "OpenAI-compatible",
+    "azure": "Azure OpenAI",
+    "cloudflare": "Cloudflare",
+    "gemini": "Gemini",
+    "cohere": "Cohere",
+}
 _STREAMED = ("audio/", "video/", "text/event-stream", "application/octet-stream")
+
+# (channel, upstream model, endpoint path, upstream key, body content type) -> where it goes.
+CallBuilder = Callable[[Channel, str, str, str | None, str | None], UpstreamCall]
+
+
+@dataclass(frozen=True, slots=True)
+class PassThrough:
+    """An engine that takes OpenAI bodies: its call builder and the endpoint paths it serves
+    (``channel_serves`` narrows them per channel, e.g. Azure's Foundry models endpoint)."""
+
+    call: CallBuilder
+    paths: frozenset[str]
+    channel_serves: Callable[[Channel, str], bool] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Translated:
+    """An engine whose embeddings API is translated. ``encode(body, upstream_model)`` → a request
+    object with a ``payload``; ``call(channel, upstream_model, request, key)``; ``decode(raw,
+    request)`` → (vectors, usage); ``dialect`` classifies its errors."""
+
+    encode: Callable[[Mapping[str, Any], str], Any]
+    call: Callable[[Channel, str, Any, str | None], UpstreamCall]
+    decode: Callable[[bytes, Any], tuple[list[list[float]], Usage | None]]
+    dialect: UpstreamDialect
+
+
+def _openai_call(
+    channel: Channel, upstream_model: str, path: str, api_key: str | None, content_type: str | None
+) -> UpstreamCall:
+    return openai_host.endpoint_call(channel, path, api_key, content_type)
+
+
+ALL_PATHS = frozenset(
+    {
+        "/embeddings",
+        "/images/generations",
+        "/images/edits",
+        "/audio/speech",
+        "/audio/transcriptions",
+        "/audio/translations",
+        "/moderations",
+    }
+)
+PASS_THROUGH: Mapping[str, PassThrough] = {
+    "openai": PassThrough(_openai_call, ALL_PATHS),
+    "azure": PassThrough(azure_host.endpoint_call, azure_host.ENDPOINT_PATHS, azure_host.serves),
+    "cloudflare": PassThrough(cloudflare_host.endpoint_call, cloudflare_host.ENDPOINT_PATHS),
+}
+TRANSLATED: Mapping[str, Translated] = {
+    "gemini": Translated(
+        gemini_embed.encode_request,
+        lambda channel, model, request, key: gemini_host.embed_call(channel, model, request.batch, key),
+        gemini_embed.decode_response,
+        GEMINI,
+    ),
+    "cohere": Translated(
+        cohere_embed.encode_request,
+        lambda channel, model, request, key: cohere_host.embed_call(channel, key),
+        cohere_embed.decode_response,
+        COHERE,
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     """One non-chat endpoint. ``name`` is the record's endpoint label; ``path`` is under the
-    OpenAI API root; ``engines`` serve it; a JSON answer must hold ``answer_key``; ``audio``
-    answers are bytes (an empty one is a failure)."""
+    OpenAI API root; a JSON answer must hold ``answer_key``; ``audio`` answers are bytes (an
+    empty one is a failure). Which engines serve it comes from the tables above."""
 
     name: str
     path: str
-    engines: frozenset[str]
     answer_key: str | None
     audio: bool = False
 
@@ -68,15 +155,27 @@ class Endpoint:
     def route(self) -> str:
         return self.name.partition(" ")[2]
 
+    @property
+    def engines(self) -> frozenset[str]:
+        """The engines with at least one channel form that serves this endpoint."""
+        passing = {engine for engine, host in PASS_THROUGH.items() if self.path in host.paths}
+        return frozenset(passing | (set(TRANSLATED) if self.path == "/embeddings" else set()))
 
-OPENAI_ONLY = frozenset({"openai"})
-EMBEDDINGS = Endpoint("POST /v1/embeddings", "/embeddings", frozenset({"openai", "gemini"}), "data")
-IMAGES = Endpoint("POST /v1/images/generations", "/images/generations", OPENAI_ONLY, "data")
-IMAGE_EDITS = Endpoint("POST /v1/images/edits", "/images/edits", OPENAI_ONLY, "data")
-SPEECH = Endpoint("POST /v1/audio/speech", "/audio/speech", OPENAI_ONLY, None, audio=True)
-TRANSCRIPTIONS = Endpoint("POST /v1/audio/transcriptions", "/audio/transcriptions", OPENAI_ONLY, "text")
-TRANSLATIONS = Endpoint("POST /v1/audio/translations", "/audio/translations", OPENAI_ONLY, "text")
-MODERATIONS = Endpoint("POST /v1/moderations", "/moderations", OPENAI_ONLY, "results")
+    def served_by(self, channel: Channel) -> bool:
+        """Whether ``channel`` serves this endpoint (its engine, and its URL form for Azure)."""
+        host = PASS_THROUGH.get(channel.engine)
+        if host is not None:
+            return self.path in host.paths and (host.channel_serves is None or host.channel_serves(channel, self.path))
+        return self.path == "/embeddings" and channel.engine in TRANSLATED
+
+
+EMBEDDINGS = Endpoint("POST /v1/embeddings", "/embeddings", "data")
+IMAGES = Endpoint("POST /v1/images/generations", "/images/generations", "data")
+IMAGE_EDITS = Endpoint("POST /v1/images/edits", "/images/edits", "data")
+SPEECH = Endpoint("POST /v1/audio/speech", "/audio/speech", None, audio=True)
+TRANSCRIPTIONS = Endpoint("POST /v1/audio/transcriptions", "/audio/transcriptions", "text")
+TRANSLATIONS = Endpoint("POST /v1/audio/translations", "/audio/translations", "text")
+MODERATIONS = Endpoint("POST /v1/moderations", "/moderations", "results")
 
 
 @dataclass(slots=True)
@@ -121,20 +220,20 @@ async def plan_media(relay: Relay, call: MediaCall) -> Plan:
     channel is cooling (so the planner left only others), the one that recovers soonest is tried.
     The round-robin cursor is the shared one when routing state is shared (as ``plan_shared``).
     """
-    engines = call.endpoint.engines
+    endpoint = call.endpoint
     planner = relay.planner
     tick = None
     if relay.shared is not None and planner.needs_tick(call.key, call.model):
         tick = await relay.shared.tick(call.key.id, call.model)
     plan = planner.plan(call.key, call.model, tick)
-    attempts = tuple(a for a in plan.attempts if a.channel.engine in engines)
+    attempts = tuple(a for a in plan.attempts if endpoint.served_by(a.channel))
     if len(attempts) == len(plan.attempts):
         return plan
     if not attempts:
         runtime = planner.runtime
-        capable = [c for c in candidates_for(runtime, call.key, call.model) if c.channel.engine in engines]
+        capable = [c for c in candidates_for(runtime, call.key, call.model) if endpoint.served_by(c.channel)]
         if not capable:
-            kinds = " or ".join(sorted(_ENGINE_NAMES.get(e, e) for e in engines))
+            kinds = " or ".join(sorted(_ENGINE_NAMES.get(e, e) for e in endpoint.engines))
             raise BadRequest(
                 f"The model '{call.model}' is not served on {call.endpoint.route} by any channel this key may use "
                 f"(that endpoint needs an {kinds} channel).",
@@ -163,28 +262,41 @@ async def _attempt(
     channel = attempt.channel
     upstream_model = attempt.candidate.upstream_model
     timeouts = Timeouts(first_byte=attempt.timeout, idle=relay.idle)
-    gemini: gemini_embed.EmbedRequest | None = None
+    translated = TRANSLATED.get(channel.engine)
+    request: Any = None
     body: bytes | AsyncIterable[bytes]
-    if channel.engine == "gemini":
-        gemini = gemini_embed.encode_request(call.body or {}, upstream_model)
-        target = gemini_host.embed_call(channel, upstream_model, gemini.batch, api_key)
-        headers, body = dict(target.headers), orjson.dumps(gemini.payload)
-    elif call.form is not None:
-        boundary = new_boundary()
-        size, chunks = encode_form(call.form, boundary, upstream_model)
-        content_type = f"multipart/form-data; boundary={boundary}"
-        target = openai_host.endpoint_call(channel, call.endpoint.path, api_key, content_type)
-        headers = {**target.headers, "content-length": str(size)}
-        body = chunks  # streamed as it is read, with the exact content-length
+    if translated is not None:
+        request = translated.encode(call.body or {}, upstream_model)
+        target, body = translated.call(channel, upstream_model, request, api_key), orjson.dumps(request.payload)
+        headers = dict(target.headers)
     else:
-        target = openai_host.endpoint_call(channel, call.endpoint.path, api_key, "application/json")
-        headers, body = dict(target.headers), _json_body(call.body or {}, channel, attempt)
+        host = PASS_THROUGH[channel.engine]
+        if call.form is not None:
+            boundary = new_boundary()
+            size, chunks = encode_form(call.form, boundary, upstream_model)
+            content_type = f"multipart/form-data; boundary={boundary}"
+            target = host.call(channel, upstream_model, call.endpoint.path, api_key, content_type)
+            headers = {**target.headers, "content-length": str(size)}
+            body = chunks  # streamed as it is read, with the exact content-length
+        else:
+            target = host.call(channel, upstream_model, call.endpoint.path, api_key, "application/json")
+            headers, body = dict(target.headers), _json_body(call.body or {}, channel, attempt)
+    provider = provider_for(channel, relay.providers)
+    target = await provider.authorize(channel, UpstreamCall(target.url, headers, target.params), api_key)
+    if isinstance(body, bytes):
+        target = provider.sign_body(channel, target, body)
     resp = await relay.upstream.send(
-        "POST", target.url, headers=headers, params=target.params, body=body, timeouts=timeouts, proxy=channel.proxy
+        "POST",
+        target.url,
+        headers=dict(target.headers),
+        params=target.params,
+        body=body,
+        timeouts=timeouts,
+        proxy=channel.proxy,
     )
     try:
-        if gemini is not None:
-            return await _gemini_answer(resp, call, attempt, gemini)
+        if translated is not None:
+            return await _translated_answer(resp, call, attempt, translated, request)
         return await _openai_answer(resp, call, attempt, relay.deadline, deadline_at)
     except UpstreamError as err:
         resp.close()
@@ -206,14 +318,14 @@ def _json_body(body: Mapping[str, Any], channel: Channel, attempt: Attempt) -> b
     return orjson.dumps(out)
 
 
-async def _gemini_answer(
-    resp: UpstreamResponse, call: MediaCall, attempt: Attempt, request: gemini_embed.EmbedRequest
+async def _translated_answer(
+    resp: UpstreamResponse, call: MediaCall, attempt: Attempt, translated: Translated, request: Any
 ) -> MediaAnswer:
     if resp.status >= 400:
-        raise GEMINI.decode_error(resp.status, resp.headers, await resp.read(limit=MAX_ERROR_BODY))
+        raise translated.dialect.decode_error(resp.status, resp.headers, await resp.read(limit=MAX_ERROR_BODY))
     raw = await resp.read()
     resp.close()
-    vectors, usage = gemini_embed.decode_response(raw, request)
+    vectors, usage = translated.decode(raw, request)
     call.served.usage = usage
     encoding = openai_embed.encoding_of(call.body or {})
     answer = openai_embed.response(vectors, attempt.candidate.alias, encoding, usage)

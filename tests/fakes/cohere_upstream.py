@@ -7,7 +7,9 @@
         assert fake.chat_requests[0].json["max_tokens"] == 64
 
 Routes (any path prefix; the SDK uses ``/v2/chat``): ``POST …/v2/chat``; anything else is a 404
-with Cohere's ``{"id", "message"}`` body. Checked before a behaviour is consumed, in this order:
+with Cohere's ``{"id", "message"}`` body. ``POST …/v2/embed`` (cohere_embed.py) answers embeddings:
+``CEcho`` is the normal answer, other behaviours run as for chat (``CFail``, ``Refuse``…).
+Checked before a behaviour is consumed, in this order:
 the key (``Authorization: Bearer K``; 401 ``no api key supplied`` / ``invalid api token``), the
 body (``cohere_wire.check_body``: 400) and, with ``strict_models``, the model (404).
 """
@@ -18,6 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from tests.fakes.cohere_behaviours import CBehaviour, CEcho, CFail, CReply, CStreamError
+from tests.fakes.cohere_embed import EMBED_PATH, check_embed_body, embed_json
 from tests.fakes.cohere_runners import CohereExchange, run
 from tests.fakes.cohere_wire import check_body, default_message
 from tests.fakes.http11 import Conn, HttpRequest
@@ -34,6 +37,7 @@ from tests.fakes.loopback import (
     Stall,
     StreamThenDie,
 )
+from tests.fakes.openai_wire import dumps
 
 __all__ = [
     "CBehaviour",
@@ -94,6 +98,8 @@ class FakeCohere(LoopbackFake[CBehaviour]):
             return await ex.error(401, "no api key supplied" if authorization is None else default_message(401))
         if req.method == "POST" and req.path.rstrip("/").endswith(CHAT_PATH):
             return await self._chat(recorded.json, ex)
+        if req.method == "POST" and req.path.rstrip("/").endswith(EMBED_PATH):
+            return await self._embed(recorded.json, ex)
         return await ex.error(404, f"{req.method} {req.path} not found")
 
     async def _chat(self, body: Any, ex: CohereExchange) -> bool:
@@ -105,3 +111,16 @@ class FakeCohere(LoopbackFake[CBehaviour]):
             return await ex.error(404, f"model '{model}' not found, make sure the correct model ID was used")
         ex.body, ex.model, ex.stream = body, model, bool(body.get("stream"))
         return await run(self._next_behaviour(model), ex)
+
+    async def _embed(self, body: Any, ex: CohereExchange) -> bool:
+        problem = check_embed_body(body)
+        if problem is not None:
+            return await ex.error(400, problem)
+        model = body["model"]
+        if self.strict_models and self.models and model not in self.models:
+            return await ex.error(404, f"model '{model}' not found, make sure the correct model ID was used")
+        behaviour = self._next_behaviour(model)
+        if isinstance(behaviour, CEcho):
+            return await ex.respond(200, dumps(embed_json(body)))
+        ex.body, ex.model, ex.stream = body, model, False
+        return await run(behaviour, ex)

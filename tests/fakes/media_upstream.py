@@ -10,7 +10,11 @@ Routes (any prefix; the SDK uses ``/v1/...``), all ``POST``: ``…/embeddings``,
 ``…/images/generations``, ``…/images/edits`` (multipart), ``…/audio/speech`` (chunked audio bytes,
 ``audio/mpeg`` for mp3), ``…/audio/transcriptions`` and ``…/audio/translations`` (multipart;
 ``response_format`` ``json`` or ``text``/``srt``/``vtt`` as ``text/plain``), ``…/moderations``.
-Anything else is a 404. Checked before a behaviour is consumed: the key (``Authorization: Bearer``
+Anything else is a 404. ``azure=True`` serves Azure OpenAI's forms instead (openai_azure.py
+``media_route``): ``/openai/deployments/{deployment}/{route}`` and ``/models/embeddings`` (both
+need ``api-version`` in the query) and ``/openai/v1/{route}``; no moderations; the key in
+``api-key`` (or ``Authorization: Bearer`` on the v1 form); the deployment in the path is the
+model. Checked before a behaviour is consumed: the key (``Authorization: Bearer``
 when ``api_key`` is set; 401), the body (JSON object, or a strictly well-formed multipart body
 with ``model`` and its file part; 400) and, for JSON, ``model``. Behaviours are consumed one per
 accepted request, per-model queues first (the ``model`` field, JSON or multipart).
@@ -53,6 +57,7 @@ from tests.fakes.media_wire import (
     speech_bytes,
     words,
 )
+from tests.fakes.openai_azure import ACCESS_DENIED, RESOURCE_NOT_FOUND, api_version, media_route
 from tests.fakes.openai_wire import default_error, dumps
 
 __all__ = [
@@ -130,8 +135,11 @@ class _Request:
     route: str
     body: Any = None
     parts: list[Part] = field(default_factory=list)
+    deployment: str | None = None
 
     def get(self, name: str) -> Any:
+        if name == "model" and self.deployment is not None:
+            return self.deployment
         if self.route in MULTIPART:
             return form_field(self.parts, name)
         return self.body.get(name) if isinstance(self.body, dict) else None
@@ -154,8 +162,10 @@ class FakeMedia(LoopbackFake[MBehaviour]):
         speech_chunks: int = 3,
         float_only: bool = False,
         embedding_dim: int = 4,
+        azure: bool = False,
     ) -> None:
         self.api_key = api_key
+        self.azure = azure
         self.speech_chunks = speech_chunks
         self.float_only = float_only
         self.embedding_dim = embedding_dim
@@ -174,12 +184,25 @@ class FakeMedia(LoopbackFake[MBehaviour]):
     async def _serve(self, req: HttpRequest, conn: Conn) -> bool:
         recorded = self._record(req, conn)
         ex = Exchange(conn, req.keep_alive, self._parker(conn), self._new_hang)
-        if self.api_key is not None and req.headers.get("authorization") != f"Bearer {self.api_key}":
-            return await _error(ex, 401, "Incorrect API key provided")
-        route = next((r for r in ENDPOINTS if req.path.rstrip("/").endswith(r)), None)
-        if req.method != "POST" or route is None:
-            return await _error(ex, 404, f"Unknown request URL: {req.method} {req.path}")
-        request = _Request(route)
+        route: str | None
+        deployment: str | None = None
+        if self.azure:
+            if self.api_key is not None and self.api_key not in (
+                req.headers.get("api-key"),
+                req.headers.get("authorization", "").removeprefix("Bearer "),
+            ):
+                return await ex.respond(401, dumps(ACCESS_DENIED))
+            found = media_route(req.path)
+            if req.method != "POST" or found is None or (found[1].needs_version and not api_version(req.query)):
+                return await ex.respond(404, dumps(RESOURCE_NOT_FOUND))
+            route, deployment = found[0], found[1].deployment
+        else:
+            if self.api_key is not None and req.headers.get("authorization") != f"Bearer {self.api_key}":
+                return await _error(ex, 401, "Incorrect API key provided")
+            route = next((r for r in ENDPOINTS if req.path.rstrip("/").endswith(r)), None)
+            if req.method != "POST" or route is None:
+                return await _error(ex, 404, f"Unknown request URL: {req.method} {req.path}")
+        request = _Request(route, deployment=deployment)
         if route in MULTIPART:
             try:
                 request.parts = parse_multipart(req.headers.get("content-type", ""), req.body)

@@ -5,7 +5,9 @@ Pure builders, no I/O. Routing (which Azure URL forms the fake answers) lives in
 ``openai_upstream.py``; this module owns:
 
 * ``route``: the deployment / v1 / Foundry-models path forms and what each requires
-  (``api-version`` in the query for the dated forms);
+  (``api-version`` in the query for the dated forms); ``media_route`` the same for the media
+  endpoints (``FakeMedia(azure=True)``): the six deployment routes Azure has (no
+  ``/moderations``), and only ``/embeddings`` on the Foundry models endpoint;
 * ``decorate_completion``: ``prompt_filter_results`` and per-choice ``content_filter_results``;
 * ``decorate_chunks``: the stream Azure sends — a first chunk with ``choices: []``, ``id: ""``,
   ``model: ""``, ``created: 0`` and only ``prompt_filter_results``; then the OpenAI chunks, each
@@ -49,6 +51,31 @@ def route(path: str) -> AzureRoute | None:
         return AzureRoute(None, False)
     if _MODELS.search(path):
         return AzureRoute(None, True)
+    return None
+
+
+MEDIA_ROUTES = (
+    "/embeddings",
+    "/images/generations",
+    "/images/edits",
+    "/audio/speech",
+    "/audio/transcriptions",
+    "/audio/translations",
+)
+_MEDIA_DEPLOYMENT = re.compile(r"/openai/deployments/([^/]+)(/[a-z/]+)$")
+_MEDIA_V1 = re.compile(r"/openai/v1(/[a-z/]+)$")
+_MODELS_EMBEDDINGS = re.compile(r"/models/embeddings$")
+
+
+def media_route(path: str) -> tuple[str, AzureRoute] | None:
+    """(the media route, its Azure form) of ``path``, or None when Azure would answer 404."""
+    path = path.rstrip("/")
+    if (found := _MEDIA_DEPLOYMENT.search(path)) and found.group(2) in MEDIA_ROUTES:
+        return found.group(2), AzureRoute(unquote(found.group(1)), True)
+    if (found := _MEDIA_V1.search(path)) and found.group(1) in MEDIA_ROUTES:
+        return found.group(1), AzureRoute(None, False)
+    if _MODELS_EMBEDDINGS.search(path):
+        return "/embeddings", AzureRoute(None, True)
     return None
 
 

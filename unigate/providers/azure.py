@@ -32,6 +32,14 @@ this module only decides where they go and how they are signed. Contract:
 * Headers: ``api-key`` (when the channel has a key; Entra ID users set ``Authorization`` in the
   channel's ``headers`` instead), ``content-type``, ``accept``; the channel's ``headers`` last,
   replacing ours whatever their case. Client-supplied headers never reach Azure.
+* Other endpoints (``endpoint_call``): the same three forms with ``/chat/completions`` replaced by
+  the endpoint's path — ``/embeddings``, ``/images/generations``, ``/images/edits``,
+  ``/audio/speech``, ``/audio/transcriptions``, ``/audio/translations`` (``ENDPOINT_PATHS``: the
+  deployment-scoped routes of https://learn.microsoft.com/en-us/azure/ai-foundry/openai/reference ,
+  the set ``openai.lib.azure`` rewrites to ``/deployments/{model}``). Azure has no
+  ``/moderations``. The Foundry models endpoint serves only ``/embeddings`` of these
+  (https://learn.microsoft.com/en-us/rest/api/aifoundry/model-inference/get-embeddings/get-embeddings);
+  ``serves`` says which paths a channel takes, so routing skips it for the others.
 """
 
 from __future__ import annotations
@@ -51,7 +59,17 @@ from unigate.errors import UpstreamAuthError
 from unigate.providers.anthropic import with_channel_headers
 from unigate.providers.base import UpstreamCall
 
-__all__ = ["DEFAULT_API_VERSION", "FOUNDRY_API_VERSION", "PROVIDER", "AzureProvider", "AzureTarget", "azure_target"]
+__all__ = [
+    "DEFAULT_API_VERSION",
+    "ENDPOINT_PATHS",
+    "FOUNDRY_API_VERSION",
+    "PROVIDER",
+    "AzureProvider",
+    "AzureTarget",
+    "azure_target",
+    "endpoint_call",
+    "serves",
+]
 
 DEFAULT_API_VERSION = "2024-10-21"
 FOUNDRY_API_VERSION = "2024-05-01-preview"
@@ -59,6 +77,18 @@ _V1 = re.compile(r"/openai/v1(?:/|$)")
 _OPENAI = re.compile(r"/openai(?:/|$)")
 _MODELS = re.compile(r"/models(?:/|$)")
 _NO_SETTINGS: Mapping[str, Any] = MappingProxyType({})
+ENDPOINT_PATHS = frozenset(
+    {
+        "/embeddings",
+        "/images/generations",
+        "/images/edits",
+        "/audio/speech",
+        "/audio/transcriptions",
+        "/audio/translations",
+    }
+)
+_MODELS_PATHS = frozenset({"/embeddings"})
+_CHAT = "/chat/completions"
 
 Form = Literal["deployments", "v1", "models"]
 
@@ -74,12 +104,16 @@ class AzureTarget:
     params: Mapping[str, str]
 
     def chat_url(self, deployment: str) -> str:
+        return self.url(deployment, _CHAT)
+
+    def url(self, deployment: str, path: str) -> str:
+        """``path`` (``/chat/completions``, ``/embeddings``…) in this form, for ``deployment``."""
         root = self.origin + self.prefix
         if self.form == "deployments":
-            return f"{root}/openai/deployments/{quote(deployment, safe='')}/chat/completions"
+            return f"{root}/openai/deployments/{quote(deployment, safe='')}{path}"
         if self.form == "v1":
-            return f"{root}/openai/v1/chat/completions"
-        return f"{root}/models/chat/completions"
+            return f"{root}/openai/v1{path}"
+        return f"{root}/models{path}"
 
 
 @lru_cache(maxsize=256)
@@ -106,6 +140,14 @@ def azure_target(base_url: str) -> AzureTarget:
     return AzureTarget(form, f"{parts.scheme}://{parts.netloc}", prefix, MappingProxyType(params))
 
 
+def _target(channel: Channel) -> AzureTarget:
+    if not channel.raw_base_url:
+        raise UpstreamAuthError(
+            f"Azure channel '{channel.name}': set base_url to the resource endpoint (https://<resource>.openai.azure.com)"
+        )
+    return azure_target(channel.raw_base_url)
+
+
 class AzureProvider:
     """``Provider`` for ``engine: azure``. Stateless; one instance."""
 
@@ -117,12 +159,7 @@ class AzureProvider:
 
     def chat_call(self, channel: Channel, upstream_model: str, stream: bool, api_key: str | None) -> UpstreamCall:
         """The deployment (or v1 / models) URL with its api-version, and the ``api-key`` header."""
-        if not channel.raw_base_url:
-            raise UpstreamAuthError(
-                f"Azure channel '{channel.name}': set base_url to the resource endpoint "
-                "(https://<resource>.openai.azure.com)"
-            )
-        target = azure_target(channel.raw_base_url)
+        target = _target(channel)
         headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
         if api_key:
             headers["api-key"] = api_key
@@ -142,3 +179,29 @@ class AzureProvider:
 
 
 PROVIDER = AzureProvider()
+
+
+def serves(channel: Channel, path: str) -> bool:
+    """Whether ``channel`` takes the non-chat ``path``: one of ``ENDPOINT_PATHS``, and only
+    ``/embeddings`` on the Foundry models endpoint. A channel without ``base_url`` says yes, so
+    the attempt fails with the message naming the setting."""
+    if path not in ENDPOINT_PATHS:
+        return False
+    if not channel.raw_base_url:
+        return True
+    return azure_target(channel.raw_base_url).form != "models" or path in _MODELS_PATHS
+
+
+def endpoint_call(
+    channel: Channel, upstream_model: str, path: str, api_key: str | None, content_type: str | None
+) -> UpstreamCall:
+    """Where a non-chat request goes (module docstring): ``path`` in the channel's URL form, the
+    deployment being ``upstream_model``, the query (``api-version``) as for chat, the key as
+    ``api-key``. ``content_type`` is the body's (JSON, or multipart with its boundary)."""
+    target = _target(channel)
+    headers = {"accept": "*/*"}
+    if content_type:
+        headers["content-type"] = content_type
+    if api_key:
+        headers["api-key"] = api_key
+    return UpstreamCall(target.url(upstream_model, path), with_channel_headers(headers, channel), target.params)

@@ -15,6 +15,10 @@ Contract (``chat_url``):
   root (e.g. AI Gateway's ``https://gateway.ai.cloudflare.com/v1/{account}/{gateway}/workers-ai/v1``)
   and gets ``/chat/completions``. Query and fragment are dropped.
 * The API token goes in ``Authorization: Bearer``; the channel's ``headers`` come last.
+* ``/v1/embeddings`` (``endpoint_call``): the same URL with ``/chat/completions`` replaced by
+  ``/embeddings`` — the OpenAI-compatible endpoints Workers AI documents are chat completions,
+  embeddings (and responses), https://developers.cloudflare.com/workers-ai/configuration/open-ai-compatibility/ ;
+  ``ENDPOINT_PATHS`` lists the ones served here.
 
 Errors come in Cloudflare's envelope (``{"success": false, "errors": [{"code", "message"}]}``);
 ``dialects/openai_chat_errors.py`` reads it and classifies the documented codes (3040 out of
@@ -36,11 +40,12 @@ from unigate.errors import UpstreamAuthError
 from unigate.providers.anthropic import with_channel_headers
 from unigate.providers.base import UpstreamCall
 
-__all__ = ["DEFAULT_HOST", "PROVIDER", "CloudflareProvider", "chat_url"]
+__all__ = ["DEFAULT_HOST", "ENDPOINT_PATHS", "PROVIDER", "CloudflareProvider", "chat_url", "endpoint_call"]
 
 DEFAULT_HOST = "https://api.cloudflare.com"
 _CHAT = "/chat/completions"
 _NO_SETTINGS: Mapping[str, Any] = MappingProxyType({})
+ENDPOINT_PATHS = frozenset({"/embeddings"})
 
 
 def _account_path(name: str, account: str | None) -> str:
@@ -100,3 +105,16 @@ class CloudflareProvider:
 
 
 PROVIDER = CloudflareProvider()
+
+
+def endpoint_call(
+    channel: Channel, upstream_model: str, path: str, api_key: str | None, content_type: str | None
+) -> UpstreamCall:
+    """``path`` (``/embeddings``) next to the channel's chat URL, with the token as for chat."""
+    headers = {"accept": "application/json"}
+    if content_type:
+        headers["content-type"] = content_type
+    if api_key:
+        headers["authorization"] = "Bearer " + api_key
+    url = chat_url(channel).removesuffix(_CHAT) + path
+    return UpstreamCall(url, with_channel_headers(headers, channel))

@@ -29,7 +29,7 @@ from unigate.dialects.cohere import DIALECT
 from unigate.providers.anthropic import with_channel_headers
 from unigate.providers.base import UpstreamCall
 
-__all__ = ["DEFAULT_ENDPOINT", "PROVIDER", "CohereProvider", "chat_url"]
+__all__ = ["DEFAULT_ENDPOINT", "PROVIDER", "CohereProvider", "chat_url", "embed_call"]
 
 DEFAULT_ENDPOINT = "https://api.cohere.com/v2/chat"
 _NO_SETTINGS: Mapping[str, Any] = MappingProxyType({})
@@ -82,3 +82,13 @@ class CohereProvider:
 
 
 PROVIDER = CohereProvider()
+
+
+def embed_call(channel: Channel, api_key: str | None) -> UpstreamCall:
+    """``POST …/v2/embed`` (https://docs.cohere.com/reference/embed) next to the channel's
+    ``…/v2/chat``, with the same headers as a non-streamed chat call."""
+    headers = {"content-type": "application/json", "accept": "application/json"}
+    if api_key:
+        headers["authorization"] = f"Bearer {api_key}"
+    url = chat_url(channel.raw_base_url).removesuffix("/chat") + "/embed"
+    return UpstreamCall(url, with_channel_headers(headers, channel))
