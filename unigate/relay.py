@@ -342,7 +342,7 @@ class Relay:
                 state: PassThroughStream | TranslatedStream
                 if passthrough:
                     state = PassThroughStream(
-                        candidate.alias, candidate.upstream_model, self.error_triggers, quirks_for(channel)
+                        candidate.alias, candidate.upstream_model, self.error_triggers, quirks_for(channel), call.body
                     )
                 else:
                     encoder = openai_chat.StreamEncoder(

@@ -6,6 +6,12 @@ remove keys. Then the host's documented quirks (providers/quirks.py) refuse what
 a clear 400, never a silent drop — and rename what it knows under another name; they run after
 the overrides, so an operator's explicit ``__remove__`` wins over a refusal. Everything else —
 unknown fields included — reaches the upstream unchanged.
+
+One addition of our own: a stream whose client did not ask for usage gets
+``stream_options.include_usage: true`` (on hosts that honour it, ``quirks.injects_stream_usage``),
+so the statistics and credits see the provider's exact token counts; the stream side strips what
+it adds. It is added before the overrides: an operator's own ``stream_options`` (or its removal)
+wins.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any, Protocol
 import orjson
 
 from unigate.config.compile import Channel
-from unigate.providers.quirks import apply_request, quirks_for
+from unigate.providers.quirks import apply_request, injects_stream_usage, quirks_for
 
 
 class ImageSource(Protocol):
@@ -46,8 +52,10 @@ def upstream_body(body: Mapping[str, Any], channel: Channel, alias: str, upstrea
         _strip_tools(out)
     if not channel.image:
         _strip_images(out)
-    apply_overrides(out, channel, alias, upstream_model)
     quirks = quirks_for(channel)
+    if injects_stream_usage(quirks, out):
+        out["stream_options"] = {**(out.get("stream_options") or {}), "include_usage": True}
+    apply_overrides(out, channel, alias, upstream_model)
     if quirks.request:
         apply_request(quirks, out)
     return orjson.dumps(out)

@@ -20,7 +20,7 @@ from unigate.dialects.sse import SSEEvent
 from unigate.errors import UnigateError, UpstreamProtocolError
 from unigate.events import CONTENT_EVENTS, Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, UsageEvent
 from unigate.ir import Usage
-from unigate.providers.quirks import NO_QUIRKS, ChunkNormaliser, Quirks, Verdict
+from unigate.providers.quirks import NO_QUIRKS, ChunkNormaliser, Quirks, Verdict, injects_stream_usage
 
 DONE_FRAME = b"data: [DONE]\n\n"
 
@@ -47,6 +47,29 @@ def _is_content(chunk: Mapping[str, Any]) -> bool:
         if delta.get("reasoning_content") or delta.get("reasoning") or delta.get("function_call"):
             return True
     return False
+
+
+def _without_null_usage(data: str, chunk: Mapping[str, Any]) -> str | None:
+    """``data`` less its top-level ``,"usage":null`` member, cut from the text so every other
+    byte stays the upstream's; None when that cannot be shown safe (the caller then re-encodes
+    the chunk). ``chunk`` is ``data`` parsed, its ``usage`` still present.
+
+    The last ``,"usage":null`` in the text is the top-level member when what follows it is the
+    object's closing ``}`` alone (usage is the last member: the closing brace of the whole text
+    closes the object that member is in), or exactly the compact encoding of the top-level
+    members that follow ``usage`` in ``chunk`` (OpenAI's ``obfuscation``): a nested occurrence
+    would be followed by the closing brackets of what encloses it. Searching from the end keeps
+    this to a few hundred ns on a typical chunk (a forward scan of the whole text costs more)."""
+    at = data.rfind(',"usage":null')
+    if at < 0:
+        return None
+    tail = data[at + 13 :]
+    if tail != "}":
+        keys = list(chunk)
+        after = keys[keys.index("usage") + 1 :]
+        if not after or tail != "," + orjson.dumps({k: chunk[k] for k in after}).decode()[1:]:
+            return None
+    return data[:at] + tail
 
 
 def _collect_text(delta: Any, into: list[str]) -> None:
@@ -79,6 +102,13 @@ class PassThroughStream:
     chunk by a ``ChunkNormaliser`` (``normaliser``; ``None`` when the channel has none, so a plain
     OpenAI stream pays one attribute check per chunk). A chunk the normaliser changed is
     re-encoded; one it holds back (folded into the next) produces no frame.
+
+    ``strip_usage``: the relay asked the upstream for usage the client did not ask for
+    (``quirks.injects_stream_usage`` on ``client_body``, the same test the request side made).
+    The usage chunk (``choices: []`` with a ``usage``) is then recorded and not forwarded, and the
+    ``"usage": null`` OpenAI adds to every other chunk is cut out of the frame's text, so the
+    client reads what it would have read without the injection. A usage on a chunk that has
+    choices (a host's own habit, not ours) is forwarded as before.
     """
 
     __slots__ = (
@@ -88,6 +118,7 @@ class PassThroughStream:
         "finished",
         "normaliser",
         "rewrite",
+        "strip_usage",
         "text",
         "triggers",
         "upstream_model",
@@ -95,10 +126,16 @@ class PassThroughStream:
     )
 
     def __init__(
-        self, alias: str, upstream_model: str, triggers: tuple[str, ...] = (), quirks: Quirks = NO_QUIRKS
+        self,
+        alias: str,
+        upstream_model: str,
+        triggers: tuple[str, ...] = (),
+        quirks: Quirks = NO_QUIRKS,
+        client_body: Mapping[str, Any] | None = None,
     ) -> None:
         self.alias = alias
         self.normaliser = ChunkNormaliser(quirks) if quirks.response else None
+        self.strip_usage = client_body is not None and injects_stream_usage(quirks, client_body)
         self.usage: Usage | None = None
         self.text: list[str] = []
         self.triggers = triggers
@@ -128,6 +165,19 @@ class PassThroughStream:
         if "error" in chunk and not chunk.get("choices"):
             raise openai_chat.DIALECT.decode_error(200, {}, data.encode())
         changed = False
+        if self.strip_usage and "usage" in chunk:
+            usage = chunk["usage"]
+            if usage is None:
+                cut = _without_null_usage(data, chunk)
+                del chunk["usage"]
+                if cut is None:
+                    changed = True
+                else:
+                    data = cut
+            elif not chunk.get("choices"):
+                if usage:
+                    self.usage = openai_chat.decode_usage(usage)
+                return []
         if self.normaliser is not None:
             verdict = self.normaliser.apply(chunk)
             if verdict is Verdict.HOLD:

@@ -20,7 +20,8 @@ import openai
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.fakes.openai_upstream import Fail, FakeOpenAI, Reply
+from tests.fakes.openai_upstream import Fail, FakeOpenAI, RawStream, Reply
+from tests.fakes.openai_wire import Answer, dumps, stream_chunks
 from tests.gateway.harness import RunningGateway, run_gateway
 from tests.stats.conftest import _CANDIDATES
 from tests.stats.secret_scan import assert_no_secret
@@ -251,13 +252,18 @@ def test_costs_estimates_and_metrics(tmp_path: Path) -> None:
         user = gw.client(USER)
         a.script(Reply(text="priced", usage=(1000, 2000)))
         user.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "p"}])
-        # a stream without include_usage: the provider reports no usage → counted locally
-        a.script(Reply(text="hello there general kenobi"))
+        # a stream without include_usage: the gateway asks the upstream for usage anyway → exact
+        a.script(Reply(text="hello there general kenobi", usage=(30, 40)))
         list(user.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "s"}], stream=True))
-        priced, estimated = records(gw, 2)[-2:]
+        # an upstream that sends no usage even when asked → counted locally
+        silent = [b"data: " + dumps(c) + b"\n\n" for c in stream_chunks(Answer("gpt-4o", "hi there"), False)]
+        a.script(RawStream([*silent, b"data: [DONE]\n\n"]))
+        list(user.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "s"}], stream=True))
+        priced, exact, estimated = records(gw, 3)[-3:]
         # 'gpt-4' is the longest price key that prefixes 'gpt-4o': 2.5 $/M in, 10 $/M out
         assert priced["cost"] == pytest.approx(1000 * 2.5 / 1e6 + 2000 * 10 / 1e6)
         assert not priced["tokens_estimated"]
+        assert (exact["prompt_tokens"], exact["completion_tokens"], exact["tokens_estimated"]) == (30, 40, False)
         assert estimated["tokens_estimated"] and estimated["completion_tokens"] > 0
         assert estimated["prompt_tokens"] > 0
 
@@ -271,7 +277,7 @@ def test_costs_estimates_and_metrics(tmp_path: Path) -> None:
             for s in family.samples
         }
         requests = {k: v for k, v in samples.items() if k[0] == "unigate_requests_total"}
-        assert sum(requests.values()) == 2
+        assert sum(requests.values()) == 3
         assert all(dict(labels)["key"] == "team-a" for _, labels in requests)
         assert ADMIN not in resp.text and USER not in resp.text and UP_A not in resp.text
         assert httpx.get(gw.url + "/metrics", headers={"authorization": f"Bearer {USER}"}).status_code == 403

@@ -32,6 +32,7 @@ from unigate.providers.quirks import (
     Quirks,
     Verdict,
     apply_request,
+    injects_stream_usage,
     markdown_table,
     normalise_completion,
     quirks_for,
@@ -104,6 +105,60 @@ def test_every_rule_cites_a_document_and_matches_something() -> None:
         assert rule.docs and all(url.startswith("https://") for url in rule.docs), rule.quirks.provider
         assert rule.hosts or rule.engines
         assert rule.quirks.request or rule.quirks.response
+
+
+@pytest.mark.parametrize(
+    ("provider", "asked"),
+    [
+        ("Groq", False),  # x_groq.usage always comes
+        ("DeepSeek", True),
+        ("Mistral", False),  # 422 extra_forbidden
+        ("SiliconFlow", False),  # not documented
+        ("OpenRouter", False),  # "has no effect"
+        ("Ollama", True),
+        ("vLLM", True),
+        ("Azure OpenAI", True),
+    ],
+)
+def test_stream_usage_is_asked_only_of_hosts_that_honour_it(provider: str, asked: bool) -> None:
+    assert by_provider(provider).stream_usage is asked
+    assert NO_QUIRKS.stream_usage  # a plain OpenAI-compatible host: OpenAI's documented field
+
+
+@pytest.mark.parametrize(
+    ("base_url", "asked"),
+    [
+        ("https://res.openai.azure.com", True),  # the default api-version, 2024-10-21
+        ("https://res.openai.azure.com/openai/v1", True),
+        ("https://res.openai.azure.com?api-version=2024-09-01-preview", True),
+        ("https://res.openai.azure.com/openai?api-version=2025-04-01-preview", True),
+        ("https://res.openai.azure.com?api-version=2024-08-01-preview", False),
+        ("https://res.openai.azure.com/openai/deployments/x/chat/completions?api-version=2024-06-01", False),
+        ("https://proj.services.ai.azure.com/models", False),  # Foundry models endpoint
+    ],
+)
+def test_azure_asks_for_stream_usage_from_api_version_2024_09_01(base_url: str, asked: bool) -> None:
+    quirks = quirks_for(channel(engine="azure", base_url=base_url))
+    assert quirks.provider == "Azure OpenAI" and quirks.fold_filter_chunks
+    assert quirks.stream_usage is asked
+
+
+@pytest.mark.parametrize(
+    ("body", "injected"),
+    [
+        ({"stream": True}, True),
+        ({"stream": True, "stream_options": None}, True),
+        ({"stream": True, "stream_options": {}}, True),
+        ({"stream": True, "stream_options": {"include_usage": False}}, True),
+        ({"stream": True, "stream_options": {"include_usage": True}}, False),
+        ({"stream": True, "stream_options": "bad"}, False),  # the upstream's 400, as before
+        ({"stream": False}, False),
+        ({}, False),
+    ],
+)
+def test_usage_is_injected_only_into_streams_that_did_not_ask(body: dict[str, Any], injected: bool) -> None:
+    assert injects_stream_usage(NO_QUIRKS, body) is injected
+    assert not injects_stream_usage(by_provider("Mistral"), body)
 
 
 # ---- semantics, on plain dicts ------------------------------------------------------------------

@@ -26,6 +26,13 @@ Response side (``normalise_completion`` for JSON, ``ChunkNormaliser`` for stream
 * ``fold_filter_chunks``: Azure's first stream chunk carries only ``prompt_filter_results``
   (``choices: []``, ``id: ""``); its results are folded into the next chunk instead of being
   sent as a chunk with an empty id (wire-formats.md §5).
+* ``stream_usage``: the host honours OpenAI's ``stream_options.include_usage`` (a final
+  ``choices: []`` chunk carrying ``usage``; ``"usage": null`` on every other chunk). When a
+  client streams without asking for it, the relay asks anyway (``injects_stream_usage``), keeps
+  the exact usage for its records and strips what it added, so the client reads the stream it
+  asked for. False where the host refuses the field (Mistral: 422 ``extra_forbidden``), ignores it
+  because usage always comes (OpenRouter, Groq's ``x_groq.usage``), or does not document it
+  (SiliconFlow, Azure's Foundry models endpoint and dated api-versions before 2024-09-01).
 
 Only quirks a provider document backs are listed; each rule cites it. The table renders into
 ``docs/hosts/openai-compatible.md`` (``markdown_table``; a test keeps the two in step).
@@ -34,7 +41,7 @@ Only quirks a provider document backs are listed; each rule cites it. The table 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import lru_cache
 from typing import Any
@@ -42,6 +49,7 @@ from urllib.parse import urlsplit
 
 from unigate.config.compile import Channel
 from unigate.errors import UnsupportedFeature
+from unigate.providers.azure import azure_target
 
 __all__ = [
     "NO_QUIRKS",
@@ -51,6 +59,7 @@ __all__ = [
     "Quirks",
     "Verdict",
     "apply_request",
+    "injects_stream_usage",
     "markdown_table",
     "normalise_completion",
     "quirks_for",
@@ -72,6 +81,11 @@ class Quirks:
     reasoning_field: str | None = None
     usage_path: tuple[str, ...] = ()
     fold_filter_chunks: bool = False
+    stream_usage: bool = True
+    """The host honours ``stream_options.include_usage`` (see the module docstring)."""
+    stream_usage_since: str | None = None
+    """Azure: the first dated api-version that knows ``stream_options``; a channel whose
+    ``base_url`` names an older one, or the Foundry models endpoint, gets ``stream_usage=False``."""
     request: bool = field(init=False, default=False)
     """Any request-side quirk: ``apply_request`` has work to do."""
     response: bool = field(init=False, default=False)
@@ -105,6 +119,8 @@ RULES: tuple[HostRule, ...] = (
         # it must be equal to 1" (console.groq.com/docs/openai). Reasoning comes as `reasoning`
         # (reasoning_format=parsed) and a stream's usage as `x_groq.usage` "only sent in the final
         # chunk" (groq-python src/groq/types/chat/chat_completion_message.py, chat_completion_chunk.py).
+        # That usage always comes, so `stream_options.include_usage` is not injected: it would add
+        # nothing the gateway lacks.
         Quirks(
             provider="Groq",
             unsupported={
@@ -116,6 +132,7 @@ RULES: tuple[HostRule, ...] = (
             max_n=1,
             reasoning_field="reasoning",
             usage_path=("x_groq", "usage"),
+            stream_usage=False,
         ),
         docs=(
             "https://console.groq.com/docs/openai",
@@ -131,29 +148,39 @@ RULES: tuple[HostRule, ...] = (
         hosts=("api.deepseek.com",),
     ),
     HostRule(
-        # Mistral's chat request has `max_tokens` and `random_seed` (no `seed`).
-        Quirks(provider="Mistral", renames={**MAX_TOKENS_RENAME, "seed": "random_seed"}),
+        # Mistral's chat request has `max_tokens` and `random_seed` (no `seed`), and no
+        # `stream_options`: it answers 422 `extra_forbidden` for `stream_options.include_usage`
+        # (avante.nvim#2347); its streams end with usage unasked (tabby#4082).
+        Quirks(provider="Mistral", renames={**MAX_TOKENS_RENAME, "seed": "random_seed"}, stream_usage=False),
         docs=(
             "https://docs.mistral.ai/api/#tag/chat/operation/chat_completion_v1_chat_completions_post",
             "https://github.com/mistralai/client-python/blob/main/src/mistralai/models/chatcompletionrequest.py",
+            "https://github.com/yetone/avante.nvim/issues/2347",
+            "https://github.com/TabbyML/tabby/pull/4082",
         ),
         hosts=("api.mistral.ai",),
     ),
     HostRule(
-        # The chat-completion reference documents `max_tokens` only.
-        Quirks(provider="SiliconFlow", renames=MAX_TOKENS_RENAME),
+        # The chat-completion reference documents `max_tokens` only, and no `stream_options`
+        # (so none is injected).
+        Quirks(provider="SiliconFlow", renames=MAX_TOKENS_RENAME, stream_usage=False),
         docs=("https://docs.siliconflow.cn/docs/api/chat-completions-post",),
         hosts=("api.siliconflow.cn", "api.siliconflow.com"),
     ),
     HostRule(
-        # "Reasoning tokens will appear in the reasoning field of each message".
-        Quirks(provider="OpenRouter", reasoning_field="reasoning"),
-        docs=("https://openrouter.ai/docs/use-cases/reasoning-tokens",),
+        # "Reasoning tokens will appear in the reasoning field of each message". Stream usage:
+        # `include_usage` "has no effect. Full usage details are always included".
+        Quirks(provider="OpenRouter", reasoning_field="reasoning", stream_usage=False),
+        docs=(
+            "https://openrouter.ai/docs/use-cases/reasoning-tokens",
+            "https://openrouter.ai/docs/client-sdks/python/components/chatstreamoptions",
+        ),
         hosts=("openrouter.ai",),
         engines=("openrouter",),
     ),
     HostRule(
-        # Supported request fields list `max_tokens` only; thinking comes back as `reasoning`
+        # Supported request fields list `max_tokens` only (and `stream_options.include_usage`);
+        # thinking comes back as `reasoning`
         # (Message.Reasoning `json:"reasoning"` in ollama openai/openai.go).
         Quirks(provider="Ollama", renames=MAX_TOKENS_RENAME, reasoning_field="reasoning"),
         docs=(
@@ -163,16 +190,26 @@ RULES: tuple[HostRule, ...] = (
         engines=("ollama",),
     ),
     HostRule(
-        # "reasoning used to be called reasoning_content".
+        # "reasoning used to be called reasoning_content". `stream_options` (`include_usage`,
+        # `continuous_usage_stats`) is part of its chat request (entrypoints/openai/protocol.py).
         Quirks(provider="vLLM", reasoning_field="reasoning"),
-        docs=("https://docs.vllm.ai/en/stable/features/reasoning_outputs/",),
+        docs=(
+            "https://docs.vllm.ai/en/stable/features/reasoning_outputs/",
+            "https://github.com/vllm-project/vllm/blob/main/vllm/entrypoints/openai/protocol.py",
+        ),
         engines=("vllm",),
     ),
     HostRule(
         # The first chunk of a stream carries only prompt_filter_results, with id "" and
-        # choices [] (wire-formats.md §5).
-        Quirks(provider="Azure OpenAI", fold_filter_chunks=True),
-        docs=("https://learn.microsoft.com/en-us/azure/ai-services/openai/concepts/content-filter",),
+        # choices [] (wire-formats.md §5). `stream_options` is known from api-version
+        # 2024-09-01-preview (and GA 2024-10-21, our default); older dated versions answer 400
+        # "Unknown parameter: 'stream_options'" — `_azure_stream_usage` decides per base_url.
+        Quirks(provider="Azure OpenAI", fold_filter_chunks=True, stream_usage_since="2024-09-01"),
+        docs=(
+            "https://learn.microsoft.com/en-us/azure/ai-services/openai/concepts/content-filter",
+            "https://learn.microsoft.com/en-us/azure/ai-foundry/openai/reference",
+            "https://learn.microsoft.com/en-us/answers/questions/2007680/why-is-the-token-usage-event-available-in-the-stre",
+        ),
         engines=("azure",),
     ),
 )
@@ -187,6 +224,9 @@ def quirks_for(channel: Channel) -> Quirks:
 def _lookup(engine_name: str, engine: str, base_url: str | None) -> Quirks:
     for rule in RULES:
         if engine_name in rule.engines or engine in rule.engines:
+            since = rule.quirks.stream_usage_since
+            if since is not None and not _azure_stream_usage(base_url, since):
+                return replace(rule.quirks, stream_usage=False)
             return rule.quirks
     host = (urlsplit(base_url.strip()).hostname or "").lower() if base_url else ""
     if host:
@@ -196,7 +236,36 @@ def _lookup(engine_name: str, engine: str, base_url: str | None) -> Quirks:
     return NO_QUIRKS
 
 
+def _azure_stream_usage(base_url: str | None, since: str) -> bool:
+    """Does this Azure ``base_url`` reach an API that knows ``stream_options``? The v1 API and
+    dated api-versions from ``since`` on do; the Foundry models endpoint (2024-05-01-preview by
+    default) does not document it, nor do older dated versions (they answer 400)."""
+    if not base_url:
+        return True
+    target = azure_target(base_url)
+    if target.form == "models":
+        return False
+    version = target.params.get("api-version", "")
+    dated = len(version) >= 10 and version[4] == "-" and version[:4].isdigit()
+    return not dated or version[:10] >= since
+
+
 # ---------------------------------------------------------------------------------- request side
+
+
+def injects_stream_usage(quirks: Quirks, body: Mapping[str, Any]) -> bool:
+    """Should the upstream be asked for stream usage the client did not ask for? True for a
+    streamed request (``stream: true``) whose ``stream_options`` is absent, null or an object
+    without a true ``include_usage``, on a host that honours it. The request side adds
+    ``include_usage: true``; the stream side (relay_streams.PassThroughStream) takes the usage
+    chunk and the ``"usage": null`` fields back out. A malformed ``stream_options`` is left for
+    the upstream to refuse, as before."""
+    if not quirks.stream_usage or body.get("stream") is not True:
+        return False
+    options = body.get("stream_options")
+    if options is None:
+        return True
+    return isinstance(options, dict) and not options.get("include_usage")
 
 
 def apply_request(quirks: Quirks, body: dict[str, Any]) -> None:
@@ -317,6 +386,14 @@ def _lift_usage(obj: dict[str, Any], path: tuple[str, ...]) -> bool:
 # ---------------------------------------------------------------------------------- documentation
 
 
+def _asked(q: Quirks) -> str:
+    if not q.stream_usage:
+        return "`include_usage` not added"
+    if q.stream_usage_since:
+        return f"`include_usage` added (api-version ≥ {q.stream_usage_since}, not the models endpoint)"
+    return "`include_usage` added"
+
+
 def markdown_table(rules: tuple[HostRule, ...] = RULES) -> str:
     """The quirk table as Markdown, for docs/hosts/openai-compatible.md."""
     lines = [
@@ -331,7 +408,7 @@ def markdown_table(rules: tuple[HostRule, ...] = RULES) -> str:
             refused.append(f"`n` ≠ {q.max_n}")
         renamed = [f"`{a}` → `{b}`" for a, b in q.renames.items()]
         reasoning = f"`{q.reasoning_field}` → `reasoning_content`" if q.reasoning_field else ""
-        usage = f"`{'.'.join(q.usage_path)}` → `usage`" if q.usage_path else ""
+        usage = "; ".join(filter(None, [f"`{'.'.join(q.usage_path)}` → `usage`" if q.usage_path else "", _asked(q)]))
         other = "first filter-only chunk folded into the next" if q.fold_filter_chunks else ""
         sources = " ".join(f"[{i + 1}]({url})" for i, url in enumerate(rule.docs))
         cells = [
