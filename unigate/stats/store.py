@@ -16,17 +16,15 @@ import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import bindparam
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, StatementError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from unigate.errors import redact
 from unigate.stats import queries
@@ -34,6 +32,7 @@ from unigate.stats.engine import create_engine, immediate
 from unigate.stats.records import RequestRecord
 from unigate.stats.rows import REQUEST_COLUMNS, aware_stamp, request_values, sqlite_stamp
 from unigate.stats.schema import RequestStat
+from unigate.stats.sqlite_append import SqliteAppender
 
 __all__ = [
     "DEFAULT_DB_PATH",
@@ -49,9 +48,6 @@ DEFAULT_DB_PATH = "./data/stats.db"
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 INSERT_CHUNK = 500
 """Records per driver call within a write's transaction (bounds each event-loop stall)."""
-SQLITE_ROWS_PER_STATEMENT = 256 if sqlite3.sqlite_version_info >= (3, 32) else 32
-"""Most rows per multi-row SQLite INSERT, a power of two: SQLite binds at most 32 766 parameters
-(999 before 3.32), and a row takes ``len(REQUEST_COLUMNS)``."""
 _log = logging.getLogger("unigate.stats")
 
 
@@ -136,22 +132,16 @@ def describe_error(exc: BaseException, secrets: Iterable[str] = ()) -> str:
 def is_permanent_error(exc: BaseException) -> bool:
     """True when retrying the same write cannot succeed because the data is at fault, not the
     database: constraint and data errors, and errors raised while building the statement (a
-    malformed record) before anything reached the database."""
+    malformed record) before anything reached the database. From the ``sqlite3`` driver used
+    directly (``SqliteAppender``): its integrity, data, programming and interface errors; its
+    ``OperationalError`` (locked, disk full, I/O) is transient."""
     if isinstance(exc, DataError | IntegrityError):
         return True
+    if isinstance(exc, sqlite3.Error):
+        return not isinstance(exc, sqlite3.OperationalError)
     if isinstance(exc, DBAPIError):
         return False
     return isinstance(exc, StatementError | TypeError | ValueError | AttributeError | KeyError | IndexError)
-
-
-@lru_cache(maxsize=16)
-def _multi_row(single: str, rows: int) -> str:
-    """``INSERT … VALUES (?, …) ON CONFLICT DO NOTHING`` for ``rows`` rows instead of one."""
-    head, sep, tail = single.partition(" VALUES ")
-    group, close, rest = tail.partition(")")
-    if not sep or not close:
-        raise RuntimeError("unexpected form of the compiled statistics INSERT")
-    return f"{head}{sep}{', '.join([group + close] * rows)}{rest}"
 
 
 class StatsStore:
@@ -186,6 +176,7 @@ class StatsStore:
         self._writer: AsyncEngine | None = None
         self._opening = asyncio.Lock()
         self._insert_text: str | None = None
+        self._appender: SqliteAppender | None = None
         self.display_url = mask_url(url)
         self.backend = parsed.get_backend_name()
 
@@ -229,16 +220,21 @@ class StatsStore:
                 message = f"cannot open statistics database {self.display_url}: {describe_error(exc, self.secrets)}"
                 raise StatsStoreError(message) from exc
             self._engine, self._writer = engine, immediate(engine)
+            if self.backend == "sqlite" and database and database != ":memory:":
+                self._appender = SqliteAppender(database, self._insert_sql(engine.dialect))
             _log.info("statistics database ready: %s", self.display_url)
             return engine
 
     async def close(self) -> None:
         """Dispose the engine; the store may be opened again later."""
         engine, self._engine, self._writer = self._engine, None, None
+        appender, self._appender = self._appender, None
+        if appender is not None:
+            await appender.close()
         if engine is not None:
             await engine.dispose()
 
-    def _insert_sql(self, conn: AsyncConnection) -> str:
+    def _insert_sql(self, dialect: Dialect) -> str:
         """The INSERT of one ``request_stats`` row, compiled once to the driver's own SQL and
         paramstyle, taking :func:`~unigate.stats.rows.request_values` tuples as they are.
         Measured (docs/performance.md): SQLAlchemy's per-row parameter processing cost more than
@@ -246,7 +242,7 @@ class StatsStore:
         if self._insert_text is None:
             insert = pg_insert(RequestStat) if self.backend == "postgresql" else sqlite_insert(RequestStat)
             stmt = insert.values({name: bindparam(name) for name in REQUEST_COLUMNS}).on_conflict_do_nothing()
-            compiled = stmt.compile(dialect=conn.dialect)
+            compiled = stmt.compile(dialect=dialect)
             if tuple(compiled.positiontup or ()) != REQUEST_COLUMNS:
                 raise RuntimeError("the compiled statistics INSERT does not take REQUEST_COLUMNS in order")
             self._insert_text = str(compiled)
@@ -254,30 +250,21 @@ class StatsStore:
 
     async def write(self, records: Sequence[RequestRecord]) -> None:
         """Insert ``records`` in one transaction: all or nothing. Records whose ``request_id`` is
-        already stored are skipped, so retrying a batch never duplicates rows. Rows go in chunks
-        of :data:`INSERT_CHUNK`, so a big batch never holds the event loop for long."""
+        already stored are skipped, so retrying a batch never duplicates rows. A big batch never
+        holds the event loop for long: PostgreSQL rows go in chunks of :data:`INSERT_CHUNK`
+        (asyncpg pipelines them on the loop), SQLite rows through :class:`SqliteAppender`."""
         if not records:
             return
-        await self._ready()
+        engine = await self._ready()
+        if self._appender is not None:
+            await self._appender.append(request_values(records, sqlite_stamp))
+            return
         assert self._writer is not None
         async with self._writer.begin() as conn:
-            sql = self._insert_sql(conn)
-            if self.backend == "postgresql":  # asyncpg pipelines executemany on the event loop itself
-                for start in range(0, len(records), INSERT_CHUNK):
-                    await conn.exec_driver_sql(sql, request_values(records[start : start + INSERT_CHUNK], aware_stamp))
-                return
-            # SQLite runs in aiosqlite's thread, and the sqlite3 module releases the GIL around every
-            # row's step: executemany would hand the GIL back and forth with the event loop once per
-            # row. One multi-row INSERT steps once per statement.
-            # Statements of power-of-two row counts only: a batch of any size is a few of them, and
-            # each is parsed once and then reused from the driver's statement cache.
-            rows = request_values(records, sqlite_stamp)
-            start = 0
-            while start < len(rows):
-                size = min(SQLITE_ROWS_PER_STATEMENT, 1 << ((len(rows) - start).bit_length() - 1))
-                chunk = rows[start : start + size]
-                await conn.exec_driver_sql(_multi_row(sql, size), tuple(chain.from_iterable(chunk)))
-                start += size
+            sql = self._insert_sql(engine.dialect)
+            stamp = aware_stamp if self.backend == "postgresql" else sqlite_stamp
+            for start in range(0, len(records), INSERT_CHUNK):
+                await conn.exec_driver_sql(sql, request_values(records[start : start + INSERT_CHUNK], stamp))
 
     def _since(self, hours: float) -> datetime:
         if hours <= 0:

@@ -1,0 +1,112 @@
+"""Appending request rows to the SQLite statistics file on the event loop's own thread.
+
+Why not through aiosqlite like every read: the sqlite3 module releases the GIL around each row's
+step, so a batch executed in aiosqlite's worker thread traded the GIL with the busy event loop
+once per row, and every batch paid the thread hand-offs and SQLAlchemy's connection events on the
+request path's core (docs/performance.md). Here the rows go straight to one ``sqlite3``
+connection with a single cached single-row INSERT (``executemany``), in one transaction.
+
+Contract (what keeps the event loop responsive):
+
+- Rows are inserted in chunks of ``chunk`` rows with a yield to the loop between chunks (about
+  a millisecond of work each); the transaction spans the chunks, so a batch is all or nothing.
+- ``busy_timeout`` is 0: if another process holds the write lock (another worker), ``BEGIN
+  IMMEDIATE`` fails at once with ``sqlite3.OperationalError`` instead of blocking the loop; the
+  statistics writer retries the batch with backoff, as for any outage.
+- Commits write to the WAL without fsync (``synchronous=NORMAL``); the connection never
+  checkpoints itself (``wal_autocheckpoint=0``). Every ``checkpoint_every`` appended rows a
+  PASSIVE checkpoint (the only step that fsyncs) runs in a worker thread on its own connection.
+- One append at a time (an ``asyncio.Lock``); cancellation rolls the transaction back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["SqliteAppender"]
+
+_log = logging.getLogger("unigate.stats")
+
+
+class SqliteAppender:
+    """See the module docstring. ``path`` is the database file; ``insert_sql`` the single-row
+    INSERT in SQLite's ``?`` paramstyle."""
+
+    def __init__(self, path: str, insert_sql: str, *, chunk: int = 64, checkpoint_every: int = 20_000) -> None:
+        self._path = path
+        self._sql = insert_sql
+        self._chunk = chunk
+        self._checkpoint_every = checkpoint_every
+        self._since_checkpoint = 0
+        self._checkpointing: asyncio.Task[None] | None = None
+        self.checkpoints = 0
+        """Checkpoints completed (for tests and diagnostics)."""
+        self._lock = asyncio.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(self._path, isolation_level=None)
+            conn.execute("PRAGMA busy_timeout = 0")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
+            self._conn = conn
+        return self._conn
+
+    async def append(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert ``rows`` in one transaction (``ON CONFLICT DO NOTHING`` is in the statement)."""
+        if not rows:
+            return
+        async with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for start in range(0, len(rows), self._chunk):
+                    if start:
+                        await asyncio.sleep(0)
+                    conn.executemany(self._sql, rows[start : start + self._chunk])
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
+        self._since_checkpoint += len(rows)
+        if self._since_checkpoint >= self._checkpoint_every and self._checkpointing is None:
+            self._since_checkpoint = 0
+            self._checkpointing = asyncio.ensure_future(asyncio.to_thread(self._checkpoint))
+            self._checkpointing.add_done_callback(self._checkpointed)
+
+    def _checkpoint(self) -> None:
+        conn = sqlite3.connect(self._path, timeout=5)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
+
+    def _checkpointed(self, task: asyncio.Task[None]) -> None:
+        self._checkpointing = None
+        if not task.cancelled() and task.exception() is not None:
+            _log.warning("statistics WAL checkpoint failed: %s", task.exception())
+        else:
+            self.checkpoints += 1
+
+    async def idle(self) -> None:
+        """Wait for a running checkpoint (tests, shutdown)."""
+        if self._checkpointing is not None:
+            await asyncio.gather(self._checkpointing, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Wait for a running checkpoint and close the connection (SQLite checkpoints on the last
+        close)."""
+        await self.idle()
+        async with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.close()
