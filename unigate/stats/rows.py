@@ -128,7 +128,7 @@ def sqlite_stamp(value: datetime) -> str:
     ``PyUnicode_FromFormat``, ~10 000 instructions a call): records of one batch share seconds."""
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    second = int(value.timestamp())
+    second = int(value.timestamp() // 1)  # floor: a time before 1970 keeps its own second
     prefix = _PREFIXES.get(second)
     if prefix is None:
         if len(_PREFIXES) > 8:
