@@ -46,7 +46,7 @@ from unigate.errors import (
 from unigate.ir import ChatRequest, Usage
 from unigate.limits import Limiter, limits_for
 from unigate.providers.base import Provider
-from unigate.providers.quirks import Quirks, normalise_completion, quirks_for
+from unigate.providers.quirks import Quirks, injects_stream_usage, normalise_completion, quirks_for
 from unigate.providers.registry import PROVIDERS, provider_for
 from unigate.relay_body import apply_overrides, inline_images, upstream_body
 from unigate.relay_streams import PassThroughStream, TranslatedStream, error_frames
@@ -305,17 +305,21 @@ class Relay:
         provider = provider_for(channel, self.providers)
         dialect = provider.dialect_for(channel, candidate.upstream_model)
         passthrough = dialect is openai_chat.DIALECT
-        options = DialectOptions(
-            upstream_model=candidate.upstream_model,
-            client_model=candidate.alias,
-            settings=provider.body_settings(channel, candidate.upstream_model),
-        )
         client_body = call.body
         if channel.fetch_images:
             client_body = await call.with_inlined_images(self.images, channel.fetch_images_allow_private)
         if passthrough:
-            body = upstream_body(client_body, channel, candidate.alias, candidate.upstream_model)
+            # The host's quirks, and whether to ask for the stream usage the client did not ask
+            # for: decided once here, for the request body and the stream that answers it.
+            quirks = quirks_for(channel)
+            ask_usage = call.stream and injects_stream_usage(quirks, call.body)
+            body = upstream_body(client_body, channel, candidate.alias, candidate.upstream_model, quirks, ask_usage)
         else:
+            options = DialectOptions(
+                upstream_model=candidate.upstream_model,
+                client_model=candidate.alias,
+                settings=provider.body_settings(channel, candidate.upstream_model),
+            )
             request = call.ir() if client_body is call.body else openai_chat.parse_request(client_body)
             payload = dialect.encode_request(request, options)
             apply_overrides(payload, channel, candidate.alias, candidate.upstream_model)
@@ -342,7 +346,7 @@ class Relay:
                 state: PassThroughStream | TranslatedStream
                 if passthrough:
                     state = PassThroughStream(
-                        candidate.alias, candidate.upstream_model, self.error_triggers, quirks_for(channel), call.body
+                        candidate.alias, candidate.upstream_model, self.error_triggers, quirks, strip_usage=ask_usage
                     )
                 else:
                     encoder = openai_chat.StreamEncoder(
@@ -359,9 +363,7 @@ class Relay:
             raw = await resp.read()
             resp.close()
             if passthrough:
-                return Complete(
-                    self._passthrough_json(raw, resp, candidate.alias, served, quirks_for(channel)), served
-                )
+                return Complete(self._passthrough_json(raw, resp, candidate.alias, served, quirks), served)
             return Complete(self._translated_json(raw, dialect, options, served), served)
         except UpstreamError as err:
             resp.close()

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import orjson
 
 from unigate.config.compile import Channel
-from unigate.providers.quirks import apply_request, injects_stream_usage, quirks_for
+from unigate.providers.quirks import NO_QUIRKS, Quirks, apply_request
 
 
 class ImageSource(Protocol):
@@ -44,16 +44,24 @@ def apply_overrides(out: dict[str, Any], channel: Channel, alias: str, upstream_
         out.pop(key, None)
 
 
-def upstream_body(body: Mapping[str, Any], channel: Channel, alias: str, upstream_model: str) -> bytes:
-    """Patch the client's body for an OpenAI-compatible channel (the fast path)."""
+def upstream_body(
+    body: Mapping[str, Any],
+    channel: Channel,
+    alias: str,
+    upstream_model: str,
+    quirks: Quirks = NO_QUIRKS,
+    ask_usage: bool = False,
+) -> bytes:
+    """Patch the client's body for an OpenAI-compatible channel (the fast path). ``quirks`` are the
+    channel's host quirks (``quirks_for``); ``ask_usage`` adds ``stream_options.include_usage``
+    (``injects_stream_usage``, decided by the relay for both this body and its stream)."""
     out = dict(body)
     out["model"] = upstream_model
     if not channel.tools:
         _strip_tools(out)
     if not channel.image:
         _strip_images(out)
-    quirks = quirks_for(channel)
-    if injects_stream_usage(quirks, out):
+    if ask_usage:
         out["stream_options"] = {**(out.get("stream_options") or {}), "include_usage": True}
     apply_overrides(out, channel, alias, upstream_model)
     if quirks.request:

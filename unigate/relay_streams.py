@@ -20,7 +20,7 @@ from unigate.dialects.sse import SSEEvent
 from unigate.errors import UnigateError, UpstreamProtocolError
 from unigate.events import CONTENT_EVENTS, Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, UsageEvent
 from unigate.ir import Usage
-from unigate.providers.quirks import NO_QUIRKS, ChunkNormaliser, Quirks, Verdict, injects_stream_usage
+from unigate.providers.quirks import NO_QUIRKS, ChunkNormaliser, Quirks, Verdict
 
 DONE_FRAME = b"data: [DONE]\n\n"
 
@@ -104,7 +104,7 @@ class PassThroughStream:
     re-encoded; one it holds back (folded into the next) produces no frame.
 
     ``strip_usage``: the relay asked the upstream for usage the client did not ask for
-    (``quirks.injects_stream_usage`` on ``client_body``, the same test the request side made).
+    (``quirks.injects_stream_usage``, decided once per attempt for the body and this stream).
     The usage chunk (``choices: []`` with a ``usage``) is then recorded and not forwarded, and the
     ``"usage": null`` OpenAI adds to every other chunk is cut out of the frame's text, so the
     client reads what it would have read without the injection. A usage on a chunk that has
@@ -131,11 +131,12 @@ class PassThroughStream:
         upstream_model: str,
         triggers: tuple[str, ...] = (),
         quirks: Quirks = NO_QUIRKS,
-        client_body: Mapping[str, Any] | None = None,
+        *,
+        strip_usage: bool = False,
     ) -> None:
         self.alias = alias
         self.normaliser = ChunkNormaliser(quirks) if quirks.response else None
-        self.strip_usage = client_body is not None and injects_stream_usage(quirks, client_body)
+        self.strip_usage = strip_usage
         self.usage: Usage | None = None
         self.text: list[str] = []
         self.triggers = triggers
