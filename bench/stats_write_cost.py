@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import sys
 import tempfile
-import uuid
 from datetime import UTC, datetime
 
+from unigate.http.recording import new_request_id
 from unigate.stats.records import AttemptRecord, RequestRecord
 from unigate.stats.store import StatsStore
 from unigate.stats.writer import StatsWriter
@@ -29,7 +29,7 @@ def record() -> RequestRecord:
         channel="bench", upstream_model="gpt-4o", key_fingerprint=KEY, outcome="ok", status=200, latency_ms=1.2
     )
     return RequestRecord(
-        request_id=uuid.uuid4().hex,
+        request_id=new_request_id(),
         timestamp=datetime.now(UTC),
         endpoint="/v1/chat/completions",
         client_key="key-816adcba23",

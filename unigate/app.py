@@ -8,6 +8,7 @@ rewritten), compiles the ``Runtime`` and publishes the ``Gateway`` on ``app.stat
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import time
@@ -44,7 +45,7 @@ from unigate.providers.registry import build_providers
 from unigate.relay import Relay
 from unigate.routing.plan import Planner
 from unigate.stats.records import RequestRecord
-from unigate.stats.store import StatsStore, database_url
+from unigate.stats.store import StatsStore, database_url, describe_error
 from unigate.stats.writer import StatsWriter
 from unigate.upstream import Timeouts, Upstream
 
@@ -53,6 +54,8 @@ log = logging.getLogger("unigate")
 CONFIG_ENV = "UNIGATE_CONFIG_SOURCE"
 DISCOVERY_TIMEOUT = 10.0
 STATS_FLUSH_TIMEOUT = 10.0
+STATS_OPEN_TIMEOUT = 5.0
+"""Seconds start-up waits for the statistics database before going on without it."""
 
 
 async def discover_models(loaded: LoadedConfig, upstream: Upstream) -> dict[str, tuple[str, ...]]:
@@ -128,12 +131,17 @@ HOT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
 
 async def open_stats(env: Mapping[str, str]) -> tuple[StatsStore | None, StatsWriter | None]:
     """The statistics store and its background writer, unless ``DISABLE_DATABASE=true``.
-    The store opens (and migrates) lazily: a database that is down at start-up only delays
-    the writes, it never stops the gateway."""
+    The store is opened (and migrated) here if the database answers within
+    :data:`STATS_OPEN_TIMEOUT` seconds, else lazily by the first write: a database that is down
+    at start-up only delays the writes, it never stops the gateway."""
     url = database_url(env)
     if url is None:
         return None, None
     store = StatsStore(url)
+    try:  # open now, before the heap is frozen (create_app's freeze_heap); else on first write
+        await asyncio.wait_for(store.open(), STATS_OPEN_TIMEOUT)
+    except Exception as exc:
+        log.warning("statistics database not ready at start-up, will retry: %s", describe_error(exc, store.secrets))
     writer = StatsWriter(
         store,
         max_queue=int(env.get("UNIGATE_STATS_QUEUE", "10000")),
@@ -149,8 +157,15 @@ def create_app(
     *,
     env: Mapping[str, str] | None = None,
     clock: Callable[[], float] | None = None,
+    freeze_heap: bool = False,
 ) -> HotPath:
-    """The ASGI app for one config. ``clock`` is injected by tests."""
+    """The ASGI app for one config. ``clock`` is injected by tests.
+
+    ``freeze_heap`` (the server sets it; tests, which start many apps in one process, do not):
+    once started, move every object alive to the collector's permanent generation
+    (``gc.freeze``). Full collections otherwise traverse the whole start-up heap — modules,
+    SQLAlchemy and alembic, the compiled config — each time, and the request path pays for it:
+    measured, full collections were ~10 % of a worker's CPU (docs/performance.md)."""
     env = os.environ if env is None else env
 
     @asynccontextmanager
@@ -216,6 +231,9 @@ def create_app(
                 limiter,
                 credits,
             )
+            if freeze_heap:
+                gc.collect()
+                gc.freeze()
             try:
                 yield
             finally:
@@ -278,4 +296,4 @@ def create_app(
 def app_from_env() -> HotPath:
     """uvicorn factory for ``--workers N``: each worker loads the config the CLI validated."""
     loaded = load_source(os.environ[CONFIG_ENV])
-    return create_app(loaded)
+    return create_app(loaded, freeze_heap=True)

@@ -58,7 +58,7 @@ def serve(config: str | None, host: str, port: int | None, workers: int, log_lev
         os.environ[CONFIG_ENV] = source
         uvicorn.run("unigate.app:app_from_env", factory=True, workers=workers, **common)  # type: ignore[arg-type]
     else:
-        uvicorn.run(create_app(loaded), **common)  # type: ignore[arg-type]
+        uvicorn.run(create_app(loaded, freeze_heap=True), **common)  # type: ignore[arg-type]
 
 
 @main.command()

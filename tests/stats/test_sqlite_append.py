@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.stats.builders import record
-from unigate.stats.rows import request_values, sqlite_stamp
+from unigate.stats.rows import SQLITE_ROWS, request_values
 from unigate.stats.store import StatsStore, is_permanent_error
 from unigate.stats.writer import StatsWriter
 
@@ -58,7 +58,7 @@ async def test_cancelling_an_append_rolls_the_batch_back(tmp_path: Path) -> None
     store = await open_store(path)
     appender = store._appender
     assert appender is not None
-    rows = request_values([record(f"c{i}") for i in range(300)], sqlite_stamp)  # several chunks
+    rows = request_values([record(f"c{i}") for i in range(300)], SQLITE_ROWS)  # several chunks
     task = asyncio.ensure_future(appender.append(rows))
     await asyncio.sleep(0)  # the first chunk is in, the task waits at its yield
     task.cancel()

@@ -8,7 +8,9 @@ outage is a real one: the store talks to PostgreSQL through a TCP relay that the
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -17,6 +19,7 @@ from tests.stats.builders import attempt, record
 from tests.stats.conftest import PgSchema, StoreFactory
 from tests.stats.tcp_relay import TcpRelay
 from unigate.stats.records import RequestRecord
+from unigate.stats.rows import REQUEST_COLUMNS
 from unigate.stats.store import StatsStore, StatsStoreError
 from unigate.stats.writer import StatsWriter
 
@@ -36,9 +39,12 @@ class RecordingSink:
     def secrets(self) -> tuple[str, ...]:
         return self.store.secrets
 
-    async def write(self, records: Sequence[RequestRecord]) -> None:
-        self.batches.append(len(records))
-        await self.store.write(records)
+    def row(self, record: RequestRecord) -> tuple[Any, ...]:
+        return self.store.row(record)
+
+    async def write_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        self.batches.append(len(rows))
+        await self.store.write_rows(rows)
 
 
 def records(prefix: str, n: int) -> list[RequestRecord]:
@@ -66,6 +72,7 @@ async def test_background_task_writes_full_batches_when_woken(store: StatsStore)
             "dropped": 0,
             "rejected": 0,
             "failures": 0,
+            "batches": 3,
             "healthy": True,
             "last_error": None,
         }
@@ -108,16 +115,37 @@ async def test_a_full_queue_drops_the_oldest_and_counts_them(store: StatsStore) 
     assert await stored_ids(store) == {"r3", "r4", "r5", "r6", "r7"}
 
 
-async def test_records_the_database_rejects_are_dropped_alone(store: StatsStore) -> None:
+async def test_records_that_cannot_be_stored_are_refused_at_submit(store: StatsStore) -> None:
     writer = StatsWriter(store, batch_size=10, flush_interval=3600)
     bad = record("bad", status="not-a-number")  # a producer bug: status is not an int
     assert writer.submit(record("good-1"))
-    assert writer.submit(bad)
+    assert writer.submit(bad) is False
     assert writer.submit(object()) is False  # type: ignore[arg-type]
     assert writer.submit(record("good-2"))
+    assert (writer.queued, writer.rejected) == (2, 2)
     assert await writer.flush()
     assert await stored_ids(store) == {"good-1", "good-2"}
     assert (writer.written, writer.rejected, writer.queued, writer.healthy) == (2, 2, 0, True)
+
+
+class CorruptingSink(RecordingSink):
+    """Hands the database a row it must reject (NULL in a NOT NULL column) for records ``bad*``."""
+
+    def row(self, record: RequestRecord) -> tuple[Any, ...]:
+        row = self.store.row(record)
+        endpoint = REQUEST_COLUMNS.index("endpoint")
+        return (*row[:endpoint], None, *row[endpoint + 1 :]) if record.request_id.startswith("bad") else row
+
+
+async def test_rows_the_database_rejects_are_dropped_alone(store: StatsStore) -> None:
+    sink = CorruptingSink(store)
+    writer = StatsWriter(sink, batch_size=10, flush_interval=3600)
+    for name in ("good-1", "bad-1", "good-2", "bad-2", "good-3"):
+        assert writer.submit(record(name))
+    assert await writer.flush()
+    assert await stored_ids(store) == {"good-1", "good-2", "good-3"}
+    assert sink.batches == [5, 1, 1, 1, 1, 1]  # the batch, then one row at a time
+    assert (writer.written, writer.rejected, writer.queued, writer.healthy) == (3, 2, 0, True)
 
 
 async def test_stop_flushes_and_then_refuses(store: StatsStore) -> None:
@@ -313,3 +341,17 @@ async def test_concurrent_flushes_never_duplicate(make_store: StoreFactory) -> N
     finally:
         await writer.stop(5)
         await store.close()
+
+
+async def test_queued_rows_are_not_tracked_by_the_garbage_collector(store: StatsStore) -> None:
+    """The queue holds plain-value rows, which the collector untracks at its first pass, so
+    thousands of queued records add nothing to later collections (docs/performance.md)."""
+    writer = StatsWriter(store, batch_size=1000, flush_interval=3600)
+    full = record("full", attempts=(attempt("openai", "UpstreamTimeout", 504), attempt("azure")), ttft_ms=3.5)
+    for rec in (record("plain"), full, record("failed", status=503, success=False, error_message="boom")):
+        assert writer.submit(rec)
+    gc.collect()
+    rows = list(writer._queue)
+    assert len(rows) == 3 and not any(gc.is_tracked(row) for row in rows)
+    assert await writer.flush()
+    assert await stored_ids(store) == {"plain", "full", "failed"}

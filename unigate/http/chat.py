@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
@@ -26,7 +25,7 @@ from unigate.errors import BadRequest, UnigateError
 from unigate.http.admission import admit
 from unigate.http.disconnect import ClientDisconnected, SSEResponse, until_disconnected
 from unigate.http.moderation import chat_texts, screen
-from unigate.http.recording import Pending
+from unigate.http.recording import Pending, new_request_id
 from unigate.http.responses import JSONBytes, error_response, read_json_object
 from unigate.http.state import Gateway
 from unigate.relay import ChatCall, Complete, Served
@@ -128,7 +127,7 @@ async def recorded(
 
 async def chat_completions(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
-    pending = Pending(os.urandom(12).hex(), "POST /v1/chat/completions")
+    pending = Pending(new_request_id(), "POST /v1/chat/completions")
     headers = {"x-request-id": pending.request_id}
     call: ChatCall | None = None
     try:

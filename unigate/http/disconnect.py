@@ -33,12 +33,18 @@ class DisconnectWatch:
         self._watcher = asyncio.ensure_future(self._watch(receive))
 
     async def _watch(self, receive: Receive) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                self.fired = True
-                self._task.cancel()
-                return
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    self.fired = True
+                    self._task.cancel()
+                    return
+        except asyncio.CancelledError:
+            # close(): end quietly. Left to propagate, the CancelledError would be stored on the
+            # watcher task with a traceback whose frame holds this watch, which holds the task —
+            # a reference cycle per request, left to the cyclic collector (docs/performance.md).
+            return
 
     def close(self) -> None:
         self._watcher.cancel()

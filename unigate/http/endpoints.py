@@ -18,7 +18,6 @@ sees a truncated body) and the record holds the error.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -35,7 +34,7 @@ from unigate.http.chat import MAX_MODEL_NAME, served_headers
 from unigate.http.disconnect import ClientDisconnected, DisconnectWatch, until_disconnected
 from unigate.http.moderation import field_texts, screen
 from unigate.http.multipart import UploadedForm, read_form
-from unigate.http.recording import Pending
+from unigate.http.recording import Pending, new_request_id
 from unigate.http.responses import error_response
 from unigate.http.state import Gateway
 from unigate.relay_media import (
@@ -142,7 +141,7 @@ def _form_reader(file_fields: tuple[str, ...], prompt: bool) -> Reader:
 async def serve(request: Request, endpoint: Endpoint, reader: Reader) -> Response:
     """Authenticate, read, plan, admit, gate, relay and record one request (see the module docstring)."""
     gateway: Gateway = request.app.state.gateway
-    pending = Pending(os.urandom(12).hex(), endpoint.name)
+    pending = Pending(new_request_id(), endpoint.name)
     headers = {"x-request-id": pending.request_id}
     call: MediaCall | None = None
     uploaded: UploadedForm | None = None

@@ -15,6 +15,8 @@ Both: ``pool_pre_ping``, so connections killed during an outage are replaced on 
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -64,10 +66,27 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")
     finally:
         cursor.close()
+
+
+def _wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode = WAL``, retried for up to ``BUSY_TIMEOUT_MS``: switching a new file
+    to WAL needs an exclusive lock, and SQLite answers "database is locked" at once, without its
+    busy handler, while another connection is doing the same (several workers starting on one
+    fresh file). The mode is stored in the file, so once one connection has switched it, the
+    others' pragma is a no-op. Runs in the driver's thread (aiosqlite), never on the event loop."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
 
 
 def _sqlite_on_begin(conn: Connection) -> None:

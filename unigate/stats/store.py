@@ -30,7 +30,7 @@ from unigate.errors import redact
 from unigate.stats import queries
 from unigate.stats.engine import create_engine, immediate
 from unigate.stats.records import RequestRecord
-from unigate.stats.rows import REQUEST_COLUMNS, aware_stamp, request_values, sqlite_stamp
+from unigate.stats.rows import POSTGRES_ROWS, REQUEST_COLUMNS, SQLITE_ROWS, request_row
 from unigate.stats.schema import RequestStat
 from unigate.stats.sqlite_append import SqliteAppender
 
@@ -179,6 +179,7 @@ class StatsStore:
         self._appender: SqliteAppender | None = None
         self.display_url = mask_url(url)
         self.backend = parsed.get_backend_name()
+        self._format = POSTGRES_ROWS if self.backend == "postgresql" else SQLITE_ROWS
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -236,7 +237,7 @@ class StatsStore:
 
     def _insert_sql(self, dialect: Dialect) -> str:
         """The INSERT of one ``request_stats`` row, compiled once to the driver's own SQL and
-        paramstyle, taking :func:`~unigate.stats.rows.request_values` tuples as they are.
+        paramstyle, taking :func:`~unigate.stats.rows.request_row` tuples as they are.
         Measured (docs/performance.md): SQLAlchemy's per-row parameter processing cost more than
         the database's own insert — on the request path's CPU, since a gateway worker is one core."""
         if self._insert_text is None:
@@ -248,23 +249,31 @@ class StatsStore:
             self._insert_text = str(compiled)
         return self._insert_text
 
+    def row(self, record: RequestRecord) -> tuple[Any, ...]:
+        """``record`` as this backend's insert parameters (:func:`~unigate.stats.rows.request_row`)."""
+        return request_row(record, self._format)
+
     async def write(self, records: Sequence[RequestRecord]) -> None:
-        """Insert ``records`` in one transaction: all or nothing. Records whose ``request_id`` is
-        already stored are skipped, so retrying a batch never duplicates rows. A big batch never
-        holds the event loop for long: PostgreSQL rows go in chunks of :data:`INSERT_CHUNK`
-        (asyncpg pipelines them on the loop), SQLite rows through :class:`SqliteAppender`."""
-        if not records:
+        """Insert ``records``: :meth:`write_rows` of their :meth:`row`."""
+        await self.write_rows([self.row(r) for r in records])
+
+    async def write_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert rows made by :meth:`row` in one transaction: all or nothing. Rows whose
+        ``request_id`` is already stored are skipped, so retrying a batch never duplicates rows. A
+        big batch never holds the event loop for long: PostgreSQL rows go in chunks of
+        :data:`INSERT_CHUNK` (asyncpg pipelines them on the loop), SQLite rows through
+        :class:`SqliteAppender`."""
+        if not rows:
             return
         engine = await self._ready()
         if self._appender is not None:
-            await self._appender.append(request_values(records, sqlite_stamp))
+            await self._appender.append(rows)
             return
         assert self._writer is not None
         async with self._writer.begin() as conn:
             sql = self._insert_sql(engine.dialect)
-            stamp = aware_stamp if self.backend == "postgresql" else sqlite_stamp
-            for start in range(0, len(records), INSERT_CHUNK):
-                await conn.exec_driver_sql(sql, request_values(records[start : start + INSERT_CHUNK], stamp))
+            for start in range(0, len(rows), INSERT_CHUNK):
+                await conn.exec_driver_sql(sql, list(rows[start : start + INSERT_CHUNK]))
 
     def _since(self, hours: float) -> datetime:
         if hours <= 0:

@@ -1,0 +1,322 @@
+"""What statistics cost the request path, in CPU time per request, measured finely enough to see 5 %.
+
+Two gateways run side by side from the same code on the same core: one with its default SQLite
+statistics (``DB_PATH``), one with ``DISABLE_DATABASE=true``. The load (wrk + the Node fake
+upstream, on the other core) alternates between them in short slices, ABBA order, for many
+cycles, so the machine's slow drift (a shared VM's neighbours, clock changes) hits both alike.
+
+Accounting: a gateway's CPU time (utime + stime of its process group, from ``/proc``) is read at
+the start of each of its slices; one cycle's cost is the CPU between two consecutive slice starts
+divided by the requests served in the slice. Work a gateway does after its slice — the statistics
+writer's flush, timers, the WAL checkpoint thread — lands in its own cycle, not in the other's.
+
+The statistics database can be prefilled (``--prefill``, rows spread over the past week, 20 client
+keys) so that the inserts run against a table of realistic size: the cost of keeping the indexes
+grows with the table, and a fresh file would hide that.
+
+    .venv/bin/python bench/stats_cost.py                         # 24 cycles × 2 × 4 s, fresh file
+    .venv/bin/python bench/stats_cost.py --prefill 1000000       # against a 1 M-row table
+    .venv/bin/python bench/stats_cost.py --mode stream
+
+Prints a markdown report: per-target totals, the added CPU per request with a 95 % bootstrap
+interval over cycles, and the same for throughput. Needs wrk, node and taskset (as bench/run.sh).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIENT_KEY = "sk-bench-client"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Target:
+    name: str
+    port: int
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    cpu_us: list[float] = field(default_factory=list)  # CPU per cycle (µs)
+    requests: list[int] = field(default_factory=list)  # requests per slice
+    seconds: list[float] = field(default_factory=list)  # wall time per slice
+
+
+def group_cpu_us(pgid: int) -> float:
+    """utime + stime of every live process in the process group, in µs."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            rest = stat.read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(rest[2]) == pgid:
+            total += int(rest[11]) + int(rest[12])
+    return total * 1e6 / CLK_TCK
+
+
+def wait_ready(port: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"gateway on port {port} did not become ready")
+
+
+def run_wrk(port: int, seconds: int, mode: str, connections: int, load_cpu: str) -> int:
+    env = dict(os.environ, BENCH_STREAM="1" if mode == "stream" else "0", BENCH_KEY=CLIENT_KEY)
+    out = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            load_cpu,
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "30s",
+            "-s",
+            str(ROOT / "bench/chat.lua"),
+            f"http://127.0.0.1:{port}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    fields = dict(re.findall(r"(\w+)=(\S+)", next(ln for ln in out.splitlines() if ln.startswith("BENCH_RESULT"))))
+    errors = sum(int(v) for k, v in fields.items() if k.startswith("errors_"))
+    if errors:
+        raise SystemExit(f"wrk saw {errors} errors against port {port}: {fields}")
+    return int(fields["requests"])
+
+
+def prefill(db: Path, rows: int) -> None:
+    """Create the schema (the gateway's own migrations) and insert ``rows`` records spread over
+    the past week, with time-ordered ids like the gateway's own."""
+    sys.path.insert(0, str(ROOT))
+    from unigate.stats.records import AttemptRecord, RequestRecord
+    from unigate.stats.rows import REQUEST_COLUMNS, SQLITE_ROWS, request_values
+    from unigate.stats.store import StatsStore
+
+    async def migrate() -> None:
+        store = StatsStore(f"sqlite+aiosqlite:///{db}")
+        await store.open()
+        await store.close()
+
+    asyncio.run(migrate())
+    insert = (
+        f"INSERT INTO request_stats ({', '.join(REQUEST_COLUMNS)}) VALUES ({', '.join('?' * len(REQUEST_COLUMNS))})"
+    )
+    if not rows:
+        return
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    start = datetime.now(UTC) - timedelta(days=7)
+    step = timedelta(days=7) / rows
+    rng = random.Random(5)
+    batch: list[RequestRecord] = []
+    for i in range(rows):
+        at = start + step * i
+        channel = ("openai", "azure", "anthropic")[i % 3]
+        batch.append(
+            RequestRecord(
+                request_id=f"{int(at.timestamp() * 1000):012x}{rng.getrandbits(48):012x}",
+                timestamp=at,
+                endpoint="POST /v1/chat/completions",
+                client_key=f"team-{i % 20}",
+                model="gpt-4o",
+                status=200,
+                success=True,
+                latency_ms=800.0,
+                channel=channel,
+                upstream_model="gpt-4o",
+                upstream_key="key-0123456789",
+                attempts=(
+                    AttemptRecord(
+                        channel=channel,
+                        upstream_model="gpt-4o",
+                        key_fingerprint="key-0123456789",
+                        outcome="ok",
+                        status=200,
+                        latency_ms=790.0,
+                    ),
+                ),
+                prompt_tokens=1200,
+                completion_tokens=300,
+                cost=0.006,
+            )
+        )
+        if len(batch) == 20_000 or i == rows - 1:
+            conn.execute("BEGIN")
+            conn.executemany(insert, request_values(batch, SQLITE_ROWS))
+            conn.execute("COMMIT")
+            batch.clear()
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+
+
+def bootstrap(on: Target, off: Target, samples: int = 4000) -> tuple[float, float, float]:
+    """Added CPU per request in % (on vs off, totals), with a 95 % bootstrap interval over cycles."""
+
+    def added(idx: list[int]) -> float:
+        per_on = sum(on.cpu_us[i] for i in idx) / sum(on.requests[i] for i in idx)
+        per_off = sum(off.cpu_us[i] for i in idx) / sum(off.requests[i] for i in idx)
+        return (per_on / per_off - 1) * 100
+
+    n = len(on.cpu_us)
+    rng = random.Random(1)
+    draws = sorted(added([rng.randrange(n) for _ in range(n)]) for _ in range(samples))
+    return added(list(range(n))), draws[int(samples * 0.025)], draws[int(samples * 0.975)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cycles", type=int, default=24)
+    ap.add_argument("--slice", type=int, default=4, help="seconds of load per target per cycle")
+    ap.add_argument("--mode", choices=("nonstream", "stream"), default="nonstream")
+    ap.add_argument("--prefill", type=int, default=0, help="rows in the statistics table before the run")
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--load-cpu", default="0")
+    ap.add_argument("--gateway-cpu", default="1")
+    ap.add_argument("--python", default=str(ROOT / ".venv/bin/python"))
+    ap.add_argument("--on-env", action="append", default=[], metavar="KEY=VALUE", help="more env for stats on")
+    ap.add_argument("--off-env", action="append", default=[], metavar="KEY=VALUE", help="more env for stats off")
+    args = ap.parse_args()
+    for tool in ("wrk", "node", "taskset"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is required")
+
+    work = Path(tempfile.mkdtemp(prefix="unigate-stats-cost-"))
+    upstream_port, on_port, off_port = 18190, 18191, 18192
+    (work / "api.yaml").write_text(
+        "providers:\n  - provider: bench\n"
+        f"    base_url: http://127.0.0.1:{upstream_port}/v1\n    api: sk-bench-upstream\n    model: [gpt-4o]\n"
+        f"api_keys:\n  - api: {CLIENT_KEY}\n    model: [all]\n"
+    )
+    db = work / "stats.db"
+    t0 = time.monotonic()
+    prefill(db, args.prefill)
+    print(f"[stats_cost] prefilled {args.prefill} rows in {time.monotonic() - t0:.0f} s", file=sys.stderr)
+    on_env = dict(e.split("=", 1) for e in args.on_env)
+    off_env = dict(e.split("=", 1) for e in args.off_env)
+    on = Target("statistics on (SQLite)", on_port, {"DB_PATH": str(db), **on_env})
+    off = Target("statistics off", off_port, {"DISABLE_DATABASE": "true", **off_env})
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        procs.append(
+            subprocess.Popen(
+                ["taskset", "-c", args.load_cpu, "node", str(ROOT / "bench/fake_upstream.js"), str(upstream_port)],
+                stdout=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
+        for t in (on, off):
+            env = dict(os.environ, **t.env)
+            env.pop("REDIS_URL", None)
+            t.proc = subprocess.Popen(
+                [
+                    "taskset",
+                    "-c",
+                    args.gateway_cpu,
+                    args.python,
+                    "-m",
+                    "unigate",
+                    "serve",
+                    "--config",
+                    str(work / "api.yaml"),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(t.port),
+                    "--workers",
+                    "1",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=(work / f"{t.port}.log").open("wb"),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            procs.append(t.proc)
+        warm_on = 0
+        for t in (on, off):
+            wait_ready(t.port)
+            warm = run_wrk(t.port, 3, args.mode, args.connections, args.load_cpu)  # warm-up
+            warm_on = warm if t is on else warm_on
+        marks: dict[str, float] = {}
+        for cycle in range(args.cycles):
+            for t in (on, off) if cycle % 2 == 0 else (off, on):
+                assert t.proc is not None
+                now = group_cpu_us(t.proc.pid)
+                if t.name in marks:
+                    t.cpu_us.append(now - marks[t.name])
+                marks[t.name] = now
+                started = time.monotonic()
+                t.requests.append(run_wrk(t.port, args.slice, args.mode, args.connections, args.load_cpu))
+                t.seconds.append(time.monotonic() - started)
+            print(f"[stats_cost] cycle {cycle + 1}/{args.cycles}", file=sys.stderr)
+        time.sleep(2.5)  # the last slice's records are flushed (1 s interval) before the final read
+        for t in (on, off):
+            assert t.proc is not None
+            t.cpu_us.append(group_cpu_us(t.proc.pid) - marks[t.name])
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            p.wait(timeout=30)
+    stored = sqlite3.connect(db).execute("SELECT count(*) FROM request_stats").fetchone()[0]
+    served = sum(on.requests) + warm_on
+    report(args, on, off, stored - args.prefill, served)
+
+
+def report(args: argparse.Namespace, on: Target, off: Target, stored: int, served: int) -> None:
+    print(
+        f"`bench/stats_cost.py --mode {args.mode} --prefill {args.prefill} --cycles {args.cycles} "
+        f"--slice {args.slice}` ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n"
+    )
+    print("| gateway | requests | CPU µs/request (total) | median of cycles | req/s (median slice) |")
+    print("|---|---:|---:|---:|---:|")
+    for t in (on, off):
+        per = [c / r for c, r in zip(t.cpu_us, t.requests, strict=True)]
+        rps = [r / s for r, s in zip(t.requests, t.seconds, strict=True)]
+        print(
+            f"| {t.name} | {sum(t.requests)} | {sum(t.cpu_us) / sum(t.requests):.0f} | {statistics.median(per):.0f} "
+            f"| {statistics.median(rps):.0f} |"
+        )
+    added, low, high = bootstrap(on, off)
+    pairs = [(a / b) / (c / d) - 1 for a, b, c, d in zip(on.cpu_us, on.requests, off.cpu_us, off.requests, strict=True)]
+    rps_on = [r / s for r, s in zip(on.requests, on.seconds, strict=True)]
+    rps_off = [r / s for r, s in zip(off.requests, off.seconds, strict=True)]
+    lost = (1 - statistics.median(rps_on) / statistics.median(rps_off)) * 100
+    print(
+        f"\nStatistics add **{added:+.1f} %** CPU per request (95 % bootstrap interval over cycles "
+        f"{low:+.1f} … {high:+.1f} %; median of per-cycle differences {statistics.median(pairs) * 100:+.1f} %); "
+        f"throughput {lost:+.1f} % lower (median slices). Rows stored during the run: {stored} "
+        f"of {served} requests served with statistics on."
+    )
+
+
+if __name__ == "__main__":
+    main()
