@@ -82,41 +82,37 @@ def wait_ready(port: int, timeout: float = 120) -> None:
     raise SystemExit(f"gateway on port {port} did not become ready")
 
 
-def run_wrk(port: int, seconds: int, mode: str, connections: int, load_cpu: str) -> int:
+def start_wrk(port: int, seconds: int, mode: str, connections: int, load_cpu: str) -> subprocess.Popen[str]:
     env = dict(os.environ, BENCH_STREAM="1" if mode == "stream" else "0", BENCH_KEY=CLIENT_KEY)
-    out = subprocess.run(
-        [
-            "taskset",
-            "-c",
-            load_cpu,
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "--timeout",
-            "30s",
-            "-s",
-            str(ROOT / "bench/chat.lua"),
-            f"http://127.0.0.1:{port}",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    fields = dict(re.findall(r"(\w+)=(\S+)", next(ln for ln in out.splitlines() if ln.startswith("BENCH_RESULT"))))
+    command = ["taskset", "-c", load_cpu, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s"]
+    command += ["-s", str(ROOT / "bench/chat.lua"), f"http://127.0.0.1:{port}"]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish_wrk(proc: subprocess.Popen[str]) -> int:
+    """Requests wrk completed (it exits with an error, or any request failed: the run stops)."""
+    out, _ = proc.communicate()
+    result = next((ln for ln in out.splitlines() if ln.startswith("BENCH_RESULT")), None)
+    if proc.returncode or result is None:
+        raise SystemExit(f"wrk failed: {out[-400:]}")
+    fields = dict(re.findall(r"(\w+)=(\S+)", result))
     errors = sum(int(v) for k, v in fields.items() if k.startswith("errors_"))
     if errors:
-        raise SystemExit(f"wrk saw {errors} errors against port {port}: {fields}")
+        raise SystemExit(f"wrk saw {errors} errors: {fields}")
     return int(fields["requests"])
 
 
+def run_wrk(port: int, seconds: int, mode: str, connections: int, load_cpu: str) -> int:
+    return finish_wrk(start_wrk(port, seconds, mode, connections, load_cpu))
+
+
 def prefill(db: Path, rows: int) -> None:
-    """Create the schema (the gateway's own migrations) and insert ``rows`` records spread over
-    the past week, with time-ordered ids like the gateway's own."""
+    """Create the schema (the gateway's own migrations) and insert ``rows`` rows spread over the
+    past week, 20 client keys and 3 channels, with time-ordered ids like the gateway's own. The
+    rows are variations of one row made by the gateway's own ``request_row``."""
     sys.path.insert(0, str(ROOT))
     from unigate.stats.records import AttemptRecord, RequestRecord
-    from unigate.stats.rows import REQUEST_COLUMNS, SQLITE_ROWS, request_values
+    from unigate.stats.rows import REQUEST_COLUMNS, SQLITE_ROWS, request_row, sqlite_stamp
     from unigate.stats.store import StatsStore
 
     async def migrate() -> None:
@@ -125,51 +121,55 @@ def prefill(db: Path, rows: int) -> None:
         await store.close()
 
     asyncio.run(migrate())
-    insert = (
-        f"INSERT INTO request_stats ({', '.join(REQUEST_COLUMNS)}) VALUES ({', '.join('?' * len(REQUEST_COLUMNS))})"
-    )
     if not rows:
         return
+    attempt = AttemptRecord(
+        channel="openai",
+        upstream_model="gpt-4o",
+        key_fingerprint="key-0123456789",
+        outcome="ok",
+        status=200,
+        latency_ms=790.0,
+    )
+    template = request_row(
+        RequestRecord(
+            request_id="x",
+            timestamp=datetime.now(UTC),
+            endpoint="POST /v1/chat/completions",
+            client_key="team-0",
+            model="gpt-4o",
+            status=200,
+            success=True,
+            latency_ms=800.0,
+            channel="openai",
+            upstream_model="gpt-4o",
+            upstream_key="key-0123456789",
+            attempts=(attempt,),
+            prompt_tokens=1200,
+            completion_tokens=300,
+            cost=0.006,
+        ),
+        SQLITE_ROWS,
+    )
+    at = {name: REQUEST_COLUMNS.index(name) for name in ("request_id", "timestamp", "client_key", "channel")}
+    insert = f"INSERT INTO request_stats ({', '.join(REQUEST_COLUMNS)}) VALUES ({', '.join('?' * len(template))})"
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     start = datetime.now(UTC) - timedelta(days=7)
     step = timedelta(days=7) / rows
     rng = random.Random(5)
-    batch: list[RequestRecord] = []
+    batch: list[tuple[object, ...]] = []
     for i in range(rows):
-        at = start + step * i
-        channel = ("openai", "azure", "anthropic")[i % 3]
-        batch.append(
-            RequestRecord(
-                request_id=f"{int(at.timestamp() * 1000):012x}{rng.getrandbits(48):012x}",
-                timestamp=at,
-                endpoint="POST /v1/chat/completions",
-                client_key=f"team-{i % 20}",
-                model="gpt-4o",
-                status=200,
-                success=True,
-                latency_ms=800.0,
-                channel=channel,
-                upstream_model="gpt-4o",
-                upstream_key="key-0123456789",
-                attempts=(
-                    AttemptRecord(
-                        channel=channel,
-                        upstream_model="gpt-4o",
-                        key_fingerprint="key-0123456789",
-                        outcome="ok",
-                        status=200,
-                        latency_ms=790.0,
-                    ),
-                ),
-                prompt_tokens=1200,
-                completion_tokens=300,
-                cost=0.006,
-            )
-        )
-        if len(batch) == 20_000 or i == rows - 1:
+        when = start + step * i
+        row = list(template)
+        row[at["request_id"]] = f"{int(when.timestamp() * 1000):012x}{rng.getrandbits(48):012x}"
+        row[at["timestamp"]] = sqlite_stamp(when)
+        row[at["client_key"]] = f"team-{i % 20}"
+        row[at["channel"]] = ("openai", "azure", "anthropic")[i % 3]
+        batch.append(tuple(row))
+        if len(batch) == 50_000 or i == rows - 1:
             conn.execute("BEGIN")
-            conn.executemany(insert, request_values(batch, SQLITE_ROWS))
+            conn.executemany(insert, batch)
             conn.execute("COMMIT")
             batch.clear()
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -195,6 +195,7 @@ def main() -> None:
     ap.add_argument("--cycles", type=int, default=24)
     ap.add_argument("--slice", type=int, default=4, help="seconds of load per target per cycle")
     ap.add_argument("--mode", choices=("nonstream", "stream"), default="nonstream")
+    ap.add_argument("--together", action="store_true", help="load both gateways at once instead of in turn")
     ap.add_argument("--prefill", type=int, default=0, help="rows in the statistics table before the run")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--load-cpu", default="0")
@@ -266,16 +267,23 @@ def main() -> None:
             warm_on = warm if t is on else warm_on
         marks: dict[str, float] = {}
         for cycle in range(args.cycles):
-            for t in (on, off) if cycle % 2 == 0 else (off, on):
-                assert t.proc is not None
-                now = group_cpu_us(t.proc.pid)
-                if t.name in marks:
-                    t.cpu_us.append(now - marks[t.name])
-                marks[t.name] = now
+            # --together: both under load at once, sharing the core, so the machine's noise hits
+            # both at every instant; else alternate slices (ABBA)
+            groups = [(on, off)] if args.together else [(on,), (off,)] if cycle % 2 == 0 else [(off,), (on,)]
+            for group in groups:
+                for t in group:
+                    assert t.proc is not None
+                    now = group_cpu_us(t.proc.pid)
+                    if t.name in marks:
+                        t.cpu_us.append(now - marks[t.name])
+                    marks[t.name] = now
                 started = time.monotonic()
-                t.requests.append(run_wrk(t.port, args.slice, args.mode, args.connections, args.load_cpu))
-                t.seconds.append(time.monotonic() - started)
-            print(f"[stats_cost] cycle {cycle + 1}/{args.cycles}", file=sys.stderr)
+                loads = [start_wrk(t.port, args.slice, args.mode, args.connections, args.load_cpu) for t in group]
+                for t, load in zip(group, loads, strict=True):
+                    t.requests.append(finish_wrk(load))
+                    t.seconds.append(time.monotonic() - started)
+            done = [f"{t.cpu_us[-1] / t.requests[-2]:.0f}" for t in (on, off) if len(t.cpu_us) and len(t.requests) > 1]
+            print(f"[stats_cost] cycle {cycle + 1}/{args.cycles}: µs/request on, off {done}", file=sys.stderr)
         time.sleep(2.5)  # the last slice's records are flushed (1 s interval) before the final read
         for t in (on, off):
             assert t.proc is not None
@@ -288,6 +296,7 @@ def main() -> None:
             p.wait(timeout=30)
     stored = sqlite3.connect(db).execute("SELECT count(*) FROM request_stats").fetchone()[0]
     served = sum(on.requests) + warm_on
+    shutil.rmtree(work)
     report(args, on, off, stored - args.prefill, served)
 
 
@@ -313,8 +322,8 @@ def report(args: argparse.Namespace, on: Target, off: Target, stored: int, serve
     print(
         f"\nStatistics add **{added:+.1f} %** CPU per request (95 % bootstrap interval over cycles "
         f"{low:+.1f} … {high:+.1f} %; median of per-cycle differences {statistics.median(pairs) * 100:+.1f} %); "
-        f"throughput {lost:+.1f} % lower (median slices). Rows stored during the run: {stored} "
-        f"of {served} requests served with statistics on."
+        f"throughput {lost:+.1f} % lower (median slices). Rows stored during the run: {stored}; requests "
+        f"wrk counted with statistics on: {served} (wrk does not count those in flight when a slice ends)."
     )
 
 

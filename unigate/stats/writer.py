@@ -3,11 +3,11 @@
 Contract:
 
 - :meth:`StatsWriter.submit` is synchronous, O(1), never blocks and never raises; call it from the
-  event loop's thread. It returns whether the record was queued. It turns the record into its
-  database row at once (``sink.row``) and queues the row: a tuple of plain values, which the
-  garbage collector stops tracking at its first pass. Queued records would stay tracked, be
-  promoted to the old generations and be traversed by every collection until written — measured,
-  that cost the request path more than the database write itself (docs/performance.md).
+  event loop's thread. It returns whether the record was queued. Records become database rows
+  (``sink.row``) in the writer, a batch at a time: measured against building each row at submit,
+  where that code runs cold between two requests, this costs less; and small batches (64 by
+  default) keep records queued too briefly for the garbage collector to keep traversing them
+  (docs/performance.md). A record whose row cannot be built is dropped and counted in ``rejected``.
 - The queue is bounded (``max_queue``, default 10 000 records, counting a batch being written).
   When full, the **oldest** queued record is dropped to make room and counted in ``dropped``.
 - A background task (:meth:`start`) writes batches of up to ``batch_size`` records: when the queue
@@ -72,7 +72,7 @@ class StatsWriter:
         sink: RecordSink,
         *,
         max_queue: int = 10_000,
-        batch_size: int = 500,
+        batch_size: int = 64,
         flush_interval: float = 1.0,
         retry_initial: float = 0.5,
         retry_max: float = 30.0,
@@ -90,8 +90,8 @@ class StatsWriter:
         self._write_timeout = write_timeout
         self._permanent = permanent
         self._row = sink.row
-        self._queue: deque[Row] = deque()
-        self._inflight: list[Row] = []
+        self._queue: deque[RequestRecord] = deque()
+        self._inflight: list[RequestRecord] = []
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._stop_event = asyncio.Event()
@@ -143,12 +143,6 @@ class StatsWriter:
             if self._closed:
                 self.dropped += 1
                 return False
-            try:
-                row = self._row(record)
-            except Exception:
-                self.rejected += 1
-                _log.error("statistics: dropping a record that cannot be stored (request %s)", record.request_id)
-                return False
             if self.queued >= self._max_queue:
                 self.dropped += 1
                 if not self._overflowing:
@@ -157,7 +151,7 @@ class StatsWriter:
                 if not self._queue:  # everything held is being written: nothing older to drop
                     return False
                 self._queue.popleft()
-            self._queue.append(row)
+            self._queue.append(record)
             if len(self._queue) >= self._batch_size:
                 self._wake.set()
             return True
@@ -240,7 +234,7 @@ class StatsWriter:
                 batch = [self._queue.popleft() for _ in range(size)]
                 remaining -= size
                 self._inflight = batch
-                left: Sequence[Row] = batch
+                left: Sequence[RequestRecord] = batch
                 try:
                     left = await self._write(batch)
                 finally:
@@ -252,25 +246,37 @@ class StatsWriter:
                     return False
             return True
 
-    async def _write(self, batch: list[Row]) -> Sequence[Row]:
-        """Store ``batch``; returns the rows still to be written (empty on success)."""
+    async def _write(self, batch: list[RequestRecord]) -> Sequence[RequestRecord]:
+        """Store ``batch``; returns the records still to be written (empty on success)."""
+        rows: list[Row] = []
+        kept: list[RequestRecord] = []
+        for record in batch:
+            try:
+                rows.append(self._row(record))
+            except Exception:
+                self.rejected += 1
+                _log.error("statistics: dropping a record that cannot be stored (request %s)", record.request_id)
+                continue
+            kept.append(record)
+        if not rows:
+            return ()
         try:
-            await asyncio.wait_for(self._sink.write_rows(batch), self._write_timeout)
+            await asyncio.wait_for(self._sink.write_rows(rows), self._write_timeout)
         except Exception as exc:
             if not self._permanent(exc):
                 self._failed(exc)
-                return batch
-            if len(batch) == 1:
+                return kept
+            if len(kept) == 1:
                 self.rejected += 1
                 _log.error("statistics: dropping a record the database rejects: %s", self._describe(exc))
                 self._succeeded(0)
                 return ()
-            for index, row in enumerate(batch):
-                if await self._write([row]):
-                    return batch[index:]
+            for index, record in enumerate(kept):
+                if await self._write([record]):
+                    return kept[index:]
             return ()
         self.batches += 1
-        self._succeeded(len(batch))
+        self._succeeded(len(rows))
         return ()
 
     def _describe(self, exc: BaseException) -> str:
