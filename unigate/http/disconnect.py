@@ -30,7 +30,7 @@ class DisconnectWatch:
         assert task is not None
         self._task = task
         self.fired = False
-        self._watcher = asyncio.ensure_future(self._watch(receive))
+        self._watcher: asyncio.Task[None] | None = asyncio.ensure_future(self._watch(receive))
 
     async def _watch(self, receive: Receive) -> None:
         try:
@@ -47,7 +47,13 @@ class DisconnectWatch:
             return
 
     def close(self) -> None:
-        self._watcher.cancel()
+        """Stop watching. The reference to the watcher task is dropped too: a watcher cancelled
+        before its first step (a response that never waited) ends with a stored CancelledError
+        whose traceback holds this watch, and a watch that still held the task would close a
+        reference cycle."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
 
     def absorb(self) -> bool:
         """After a CancelledError: True (and the cancellation undone) when the client caused it."""
