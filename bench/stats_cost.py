@@ -111,8 +111,9 @@ def prefill(db: Path, rows: int) -> None:
     past week, 20 client keys and 3 channels, with time-ordered ids like the gateway's own. The
     rows are variations of one row made by the gateway's own ``request_row``."""
     sys.path.insert(0, str(ROOT))
-    from unigate.stats.records import AttemptRecord, RequestRecord
-    from unigate.stats.rows import REQUEST_COLUMNS, SQLITE_ROWS, request_row, sqlite_stamp
+    from stats_index_growth import template as row_template
+
+    from unigate.stats.rows import REQUEST_COLUMNS, sqlite_stamp
     from unigate.stats.store import StatsStore
 
     async def migrate() -> None:
@@ -123,34 +124,7 @@ def prefill(db: Path, rows: int) -> None:
     asyncio.run(migrate())
     if not rows:
         return
-    attempt = AttemptRecord(
-        channel="openai",
-        upstream_model="gpt-4o",
-        key_fingerprint="key-0123456789",
-        outcome="ok",
-        status=200,
-        latency_ms=790.0,
-    )
-    template = request_row(
-        RequestRecord(
-            request_id="x",
-            timestamp=datetime.now(UTC),
-            endpoint="POST /v1/chat/completions",
-            client_key="team-0",
-            model="gpt-4o",
-            status=200,
-            success=True,
-            latency_ms=800.0,
-            channel="openai",
-            upstream_model="gpt-4o",
-            upstream_key="key-0123456789",
-            attempts=(attempt,),
-            prompt_tokens=1200,
-            completion_tokens=300,
-            cost=0.006,
-        ),
-        SQLITE_ROWS,
-    )
+    template = row_template()  # the gateway's own row builder, one realistic request
     at = {name: REQUEST_COLUMNS.index(name) for name in ("request_id", "timestamp", "client_key", "channel")}
     insert = f"INSERT INTO request_stats ({', '.join(REQUEST_COLUMNS)}) VALUES ({', '.join('?' * len(template))})"
     conn = sqlite3.connect(db, isolation_level=None)
