@@ -146,7 +146,7 @@ async def open_stats(env: Mapping[str, str]) -> tuple[StatsStore | None, StatsWr
         store,
         max_queue=int(env.get("UNIGATE_STATS_QUEUE", "10000")),
         flush_interval=float(env.get("UNIGATE_STATS_FLUSH_INTERVAL", "1.0")),
-        batch_size=int(env.get("UNIGATE_STATS_BATCH", "64")),
+        batch_size=int(env.get("UNIGATE_STATS_BATCH", "512")),
     )
     writer.start()
     log.info("statistics: %s", store.display_url)

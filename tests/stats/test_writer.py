@@ -56,7 +56,7 @@ async def stored_ids(store: StatsStore) -> set[str]:
 
 async def test_background_task_writes_full_batches_when_woken(store: StatsStore) -> None:
     sink = RecordingSink(store)
-    writer = StatsWriter(sink, batch_size=10, flush_interval=3600)
+    writer = StatsWriter(sink, batch_size=10, row_batch=5, flush_interval=3600)
     writer.start()
     try:
         assert all(writer.submit(r) for r in records("r", 25))

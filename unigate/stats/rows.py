@@ -123,23 +123,26 @@ Stamp = Callable[[datetime], Any]
 """How a backend's driver takes a timestamp (see :func:`sqlite_stamp`)."""
 
 
-_PREFIXES: dict[int, str] = {}
+_PREFIXES: dict[tuple[int, int, int, int, int, int], str] = {}
 
 
 def sqlite_stamp(value: datetime) -> str:
     """A UTC timestamp as SQLite stores ``DateTime`` columns: naive text with microseconds,
     exactly SQLAlchemy's own format, so stored values and bound query bounds compare as text.
-    The ``YYYY-MM-DD HH:MM:SS`` part is cached per second (``datetime.isoformat`` formats through
-    ``PyUnicode_FromFormat``, ~10 000 instructions a call): records of one batch share seconds."""
+    The ``YYYY-MM-DD HH:MM:SS.`` part is cached per second (``datetime.isoformat`` formats through
+    ``PyUnicode_FromFormat``, ~10 000 instructions a call): records of one batch share seconds.
+    The cache key is the fields themselves (``datetime.timestamp`` costs ~2 000 instructions),
+    and the microseconds are formatted as ``str(1_000_000 + µs)[1:]`` (a ``:06d`` format spec
+    costs ~3 500; callgrind, docs/performance.md)."""
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    second = int(value.timestamp() // 1)  # floor: a time before 1970 keeps its own second
-    prefix = _PREFIXES.get(second)
+    key = (value.year, value.month, value.day, value.hour, value.minute, value.second)
+    prefix = _PREFIXES.get(key)
     if prefix is None:
         if len(_PREFIXES) > 8:
             _PREFIXES.clear()
-        prefix = _PREFIXES[second] = value.replace(microsecond=0, tzinfo=None).isoformat(" ")
-    return f"{prefix}.{value.microsecond:06d}"
+        prefix = _PREFIXES[key] = value.replace(microsecond=0, tzinfo=None).isoformat(" ") + "."
+    return prefix + str(1_000_000 + value.microsecond)[1:]
 
 
 def aware_stamp(value: datetime) -> datetime:
@@ -168,8 +171,8 @@ def attempts_json(attempts: Sequence[AttemptRecord]) -> str:
         ]
         if len(fast) == len(attempts):
             out = orjson.dumps(fast)  # dicts: much cheaper for orjson than dataclass introspection
-            if b"\\u0000" not in out:
-                return out.decode()
+            if out.find(b"\\u0000") < 0:  # not ``in``: bytes.__contains__ first tries the needle
+                return out.decode()  # as an int and formats a TypeError (~2 000 instructions)
     except (TypeError, orjson.JSONEncodeError):  # a value of the wrong type, a lone surrogate
         pass
     return orjson.dumps(

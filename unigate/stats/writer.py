@@ -3,24 +3,27 @@
 Contract:
 
 - :meth:`StatsWriter.submit` is synchronous, O(1), never blocks and never raises; call it from the
-  event loop's thread. It returns whether the record was queued. Records become database rows
-  (``sink.row``) in the writer, a batch at a time: measured against building each row at submit,
-  where that code runs cold between two requests, this costs less; and small batches (64 by
-  default) keep records queued too briefly for the garbage collector to keep traversing them
-  (docs/performance.md). A record whose row cannot be built is dropped and counted in ``rejected``.
-- The queue is bounded (``max_queue``, default 10 000 records, counting a batch being written).
-  When full, the **oldest** queued record is dropped to make room and counted in ``dropped``.
-- A background task (:meth:`start`) writes batches of up to ``batch_size`` records: when the queue
-  reaches ``batch_size`` (it is woken at once) or every ``flush_interval`` seconds. Each wake-up
-  writes what was queued when it began, not what arrives meanwhile: draining until the queue is
-  empty while requests keep coming degenerates into a commit of a few rows after every write, and
-  a commit costs several page writes whatever its size (measured: 35 µs per row at 2 rows per
-  commit, 8 µs at 500; docs/performance.md).
+  event loop's thread. It returns whether the record was queued.
+- Records become database rows (``sink.row``) in the background task, ``row_batch`` (64) at a
+  time: it is woken when that many are waiting. A record whose row cannot be built is dropped
+  and counted in ``rejected``. Rows are written ``batch_size`` (512) at a time: when that many
+  are waiting, or every ``flush_interval`` seconds. Why two sizes (measured, docs/performance.md):
+  building rows one at a time at submit, where that code runs cold between two requests, cost
+  more than building them 64 at a time; a commit writes its pages whatever its size, so bigger
+  commits cost less per row; and a row is a tuple of plain values, which the garbage collector
+  stops tracking, while a record waiting for a big batch would be traversed by every collection
+  until written.
+- Each write writes what was waiting when it began, not what arrives meanwhile: draining until
+  the queue is empty while requests keep coming degenerates into a commit of a few rows after
+  every write (measured: 35 µs per row at 2 rows per commit, 8 µs at 500).
+- The queue is bounded (``max_queue``, default 10 000, counting records, rows and a batch being
+  written). When full, the **oldest** waiting entry is dropped to make room and counted in
+  ``dropped``.
 - A batch that fails for a database reason (outage, lock, timeout) goes back to the front of the
   queue, in order, and is retried with exponential backoff (``retry_initial`` doubling up to
   ``retry_max`` seconds). So no queued record is lost while the database is down and the queue
   has room. A batch that fails because of its data (see
-  :func:`~unigate.stats.store.is_permanent_error`) is retried one record at a time; records that
+  :func:`~unigate.stats.store.is_permanent_error`) is retried one row at a time; rows that
   still fail are dropped and counted in ``rejected``.
 - ``last_error`` is the newest failure, described without secrets, SQL or record contents;
   ``healthy`` is false from a failed write until the next successful one. :meth:`snapshot`
@@ -72,26 +75,29 @@ class StatsWriter:
         sink: RecordSink,
         *,
         max_queue: int = 10_000,
-        batch_size: int = 64,
+        batch_size: int = 512,
+        row_batch: int = 64,
         flush_interval: float = 1.0,
         retry_initial: float = 0.5,
         retry_max: float = 30.0,
         write_timeout: float = 30.0,
         permanent: Callable[[BaseException], bool] = is_permanent_error,
     ) -> None:
-        if max_queue < 1 or batch_size < 1:
-            raise ValueError("max_queue and batch_size must be at least 1")
+        if max_queue < 1 or batch_size < 1 or row_batch < 1:
+            raise ValueError("max_queue, batch_size and row_batch must be at least 1")
         self._sink = sink
         self._max_queue = max_queue
         self._batch_size = batch_size
+        self._row_batch = min(row_batch, batch_size)
         self._interval = flush_interval
         self._retry_initial = retry_initial
         self._retry_max = retry_max
         self._write_timeout = write_timeout
         self._permanent = permanent
         self._row = sink.row
-        self._queue: deque[RequestRecord] = deque()
-        self._inflight: list[RequestRecord] = []
+        self._records: deque[RequestRecord] = deque()  # submitted, not yet rows
+        self._rows: deque[Row] = deque()  # waiting to be written; all older than ``_records``
+        self._inflight: list[Row] = []
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._stop_event = asyncio.Event()
@@ -112,7 +118,7 @@ class StatsWriter:
     @property
     def queued(self) -> int:
         """Records accepted and not yet written (including a batch being written)."""
-        return len(self._queue) + len(self._inflight)
+        return len(self._records) + len(self._rows) + len(self._inflight)
 
     @property
     def healthy(self) -> bool:
@@ -148,11 +154,14 @@ class StatsWriter:
                 if not self._overflowing:
                     self._overflowing = True
                     _log.warning("statistics queue full (%d records): dropping the oldest", self._max_queue)
-                if not self._queue:  # everything held is being written: nothing older to drop
+                if self._rows:
+                    self._rows.popleft()
+                elif self._records:
+                    self._records.popleft()
+                else:  # everything held is being written: nothing older to drop
                     return False
-                self._queue.popleft()
-            self._queue.append(record)
-            if len(self._queue) >= self._batch_size:
+            self._records.append(record)
+            if len(self._records) >= self._row_batch:
                 self._wake.set()
             return True
         except Exception:  # the request path must never fail because of statistics
@@ -210,15 +219,21 @@ class StatsWriter:
         return ok
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time() + self._interval
         delay = 0.0
         while not self._closed:
             if delay:
                 await _wait(self._stop_event, delay)
             else:
-                await _wait(self._wake, self._interval)
+                await _wait(self._wake, max(0.0, due - loop.time()))
             self._wake.clear()
             if self._closed:
                 return
+            self._convert()
+            if not delay and not self._streak and len(self._rows) < self._batch_size and loop.time() < due:
+                continue  # rows wait for a full batch or the interval; after a failure, retry
+            due = loop.time() + self._interval
             try:
                 ok = await self._drain(whole_queue=False)
             except Exception:  # a bug here must not end statistics for the life of the process
@@ -226,54 +241,56 @@ class StatsWriter:
                 ok = False
             delay = 0.0 if ok else min(self._retry_max, self._retry_initial * 2 ** max(0, self._streak - 1))
 
+    def _convert(self) -> None:
+        """Turn every submitted record into its row; drop (and count) those that cannot be."""
+        records, rows, row = self._records, self._rows, self._row
+        while records:
+            record = records.popleft()
+            try:
+                rows.append(row(record))
+            except Exception:
+                self.rejected += 1
+                _log.error("statistics: dropping a record that cannot be stored (request %s)", record.request_id)
+
     async def _drain(self, *, whole_queue: bool) -> bool:
         async with self._lock:
-            remaining = len(self._queue)
-            while self._queue and (whole_queue or remaining > 0):
-                size = min(self._batch_size, len(self._queue), len(self._queue) if whole_queue else remaining)
-                batch = [self._queue.popleft() for _ in range(size)]
+            self._convert()
+            remaining = len(self._rows)
+            while self._rows and (whole_queue or remaining > 0):
+                size = min(self._batch_size, len(self._rows) if whole_queue else remaining)
+                batch = [self._rows.popleft() for _ in range(size)]
                 remaining -= size
                 self._inflight = batch
-                left: Sequence[RequestRecord] = batch
+                left: Sequence[Row] = batch
                 try:
                     left = await self._write(batch)
                 finally:
                     self._inflight = []
-                    self._queue.extendleft(reversed(left))
+                    self._rows.extendleft(reversed(left))
                     async with self._progress:
                         self._progress.notify_all()
                 if left:
                     return False
+                if whole_queue:
+                    self._convert()
             return True
 
-    async def _write(self, batch: list[RequestRecord]) -> Sequence[RequestRecord]:
-        """Store ``batch``; returns the records still to be written (empty on success)."""
-        rows: list[Row] = []
-        kept: list[RequestRecord] = []
-        for record in batch:
-            try:
-                rows.append(self._row(record))
-            except Exception:
-                self.rejected += 1
-                _log.error("statistics: dropping a record that cannot be stored (request %s)", record.request_id)
-                continue
-            kept.append(record)
-        if not rows:
-            return ()
+    async def _write(self, rows: list[Row]) -> Sequence[Row]:
+        """Store ``rows``; returns the rows still to be written (empty on success)."""
         try:
             await asyncio.wait_for(self._sink.write_rows(rows), self._write_timeout)
         except Exception as exc:
             if not self._permanent(exc):
                 self._failed(exc)
-                return kept
-            if len(kept) == 1:
+                return rows
+            if len(rows) == 1:
                 self.rejected += 1
                 _log.error("statistics: dropping a record the database rejects: %s", self._describe(exc))
                 self._succeeded(0)
                 return ()
-            for index, record in enumerate(kept):
-                if await self._write([record]):
-                    return kept[index:]
+            for index, row in enumerate(rows):
+                if await self._write([row]):
+                    return rows[index:]
             return ()
         self.batches += 1
         self._succeeded(len(rows))
@@ -286,6 +303,7 @@ class StatsWriter:
         self.failures += 1
         self._streak += 1
         self.last_error = self._describe(exc)
+        self._wake.set()  # a failed flush() hands the retries to the background task
         if self._streak == 1:
             _log.warning("statistics database write failed, keeping records queued: %s", self.last_error)
 
