@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.stats.builders import record
-from unigate.stats.rows import SQLITE_ROWS, request_values
+from tests.stats.builders import attempt, record
+from unigate.stats.rows import REQUEST_COLUMNS, SQLITE_ROWS, request_values
+from unigate.stats.sqlite_append import multi_row
 from unigate.stats.store import StatsStore, is_permanent_error
 from unigate.stats.writer import StatsWriter
 
@@ -86,3 +87,52 @@ async def test_checkpoints_run_after_enough_rows_and_move_pages_into_the_file(tm
     assert path.stat().st_size > before
     await store.close()
     assert count(path) == 600
+
+
+def test_multi_row_statements_repeat_the_values_group_with_chosen_nulls() -> None:
+    one = "INSERT INTO t (a, b, c) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+    assert multi_row(one, 2) == "INSERT INTO t (a, b, c) VALUES (?, ?, ?), (?, ?, ?) ON CONFLICT DO NOTHING"
+    assert multi_row(one, 2, frozenset({1})) == (
+        "INSERT INTO t (a, b, c) VALUES (?, NULL, ?), (?, NULL, ?) ON CONFLICT DO NOTHING"
+    )
+    with pytest.raises(ValueError):
+        multi_row("DELETE FROM t", 2)
+
+
+async def test_rows_in_full_chunks_are_stored_exactly_whatever_their_nulls(tmp_path: Path) -> None:
+    """Full chunks go through multi-row statements with all-None columns as NULL literals; a column
+    that is None in all rows but one must still be bound in that chunk."""
+    store = await open_store(tmp_path / "stats.db")
+    originals = [
+        record(
+            f"r{i:03d}",
+            minutes_ago=i,
+            error_class="UpstreamTimeout" if i == 70 else None,  # one row in the second chunk
+            ttft_ms=float(i) if i % 2 else None,
+            channel=None if i < 64 else "openai",  # NULL in the whole first chunk only
+            attempts=(attempt("openai"),) if i % 3 else (),
+        )
+        for i in range(64 * 2 + 5)  # two full chunks and a remainder
+    ]
+    await store.write(originals)
+    stored = sorted(await store.requests(limit=1000), key=lambda row: row["request_id"])
+    assert stored == [r.to_row() for r in originals]
+    assert store._appender is not None
+    first, second = sorted(store._appender._chunks, key=len, reverse=True)  # a statement per chunk
+    checked = (REQUEST_COLUMNS.index("channel"), REQUEST_COLUMNS.index("error_class"))
+    assert [c in first for c in checked] == [True, True]  # NULL literals in the first chunk
+    assert [c in second for c in checked] == [False, False]  # bound in the second
+    await store.close()
+
+
+async def test_rows_of_different_lengths_are_refused_not_shifted(tmp_path: Path) -> None:
+    store = await open_store(tmp_path / "stats.db")
+    appender = store._appender
+    assert appender is not None
+    rows = request_values([record(f"c{i}") for i in range(64)], SQLITE_ROWS)
+    rows[5] = rows[5][:-1]
+    with pytest.raises(ValueError) as info:
+        await appender.append(rows)
+    assert is_permanent_error(info.value)
+    assert count(tmp_path / "stats.db") == 0
+    await store.close()
