@@ -150,22 +150,63 @@ def aware_stamp(value: datetime) -> datetime:
     return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
+_ONE_ATTEMPT: dict[tuple[Any, ...], str] = {}
+"""JSON of a one-attempt array up to its latency, by (channel, model, key, outcome, status)."""
+_LATENCY_TAIL = "0}]"
+
+
+def _one_attempt_prefix(a: AttemptRecord, key: tuple[Any, ...]) -> str | None:
+    """``[{…, "latency_ms":`` for ``a``, cached; None when ``a`` needs the careful path."""
+    status = a.status
+    if type(status) is not int or not _INT32_MIN <= status <= _INT32_MAX:
+        return None
+    try:
+        text = orjson.dumps([_attempt_dict(a, 0)]).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+    if "\\u0000" in text or not text.endswith(_LATENCY_TAIL):
+        return None
+    if len(_ONE_ATTEMPT) >= 256:
+        _ONE_ATTEMPT.clear()
+    prefix = _ONE_ATTEMPT[key] = text[: -len(_LATENCY_TAIL)]
+    return prefix
+
+
+def _attempt_dict(a: AttemptRecord, latency: float) -> dict[str, Any]:
+    return {
+        "channel": a.channel,
+        "upstream_model": a.upstream_model,
+        "key_fingerprint": a.key_fingerprint,
+        "outcome": a.outcome,
+        "status": a.status,
+        "latency_ms": latency,
+    }
+
+
 def attempts_json(attempts: Sequence[AttemptRecord]) -> str:
     """The ``attempts`` column: a JSON array of :meth:`AttemptRecord.to_row` objects, sanitised.
 
+    Fastest path, for the common single attempt with a finite ``float`` latency: the JSON up to
+    the latency is cached per (channel, model, key, outcome, status), and the latency appended as
+    ``repr`` (the shortest text that reads back as the same float, as orjson writes it, though
+    exponents may be spelled differently: ``1e-05``). It halves the column's cost.
     Fast path: the fields as they are, serialised by orjson. orjson would write NaN as ``null``,
     refuses lone surrogates, and writes NUL as ``\\u0000`` (which PostgreSQL's ``jsonb`` refuses):
     attempts with any of that take the field-by-field path."""
+    if len(attempts) == 1:
+        a = attempts[0]
+        latency = a.latency_ms
+        if type(latency) is float and math.isfinite(latency):
+            try:
+                key = (a.channel, a.upstream_model, a.key_fingerprint, a.outcome, a.status)
+                prefix = _ONE_ATTEMPT.get(key) or _one_attempt_prefix(a, key)
+            except TypeError:  # an unhashable value: a producer bug, for the careful path
+                prefix = None
+            if prefix is not None:
+                return f"{prefix}{latency!r}}}]"
     try:
         fast = [
-            {
-                "channel": a.channel,
-                "upstream_model": a.upstream_model,
-                "key_fingerprint": a.key_fingerprint,
-                "outcome": a.outcome,
-                "status": a.status,
-                "latency_ms": a.latency_ms,
-            }
+            _attempt_dict(a, a.latency_ms)
             for a in attempts
             if math.isfinite(a.latency_ms) and _INT32_MIN <= a.status <= _INT32_MAX
         ]
@@ -230,9 +271,11 @@ _COUNT_MAX = _INT64_MAX // 2
 
 def _fast_row(r: RequestRecord, stamp: Stamp, truth: Callable[[bool], Any]) -> tuple[Any, ...] | None:
     try:
-        error = r.error_message
-        texts = (r.request_id, r.endpoint, r.client_key, r.model, r.channel, r.upstream_model, r.upstream_key)
-        text = "".join(filter(None, (*texts, r.error_class, error, r.content)))  # TypeError if one is no str
+        error, error_class, content = r.error_message, r.error_class, r.content
+        request_id, endpoint, client_key, model = r.request_id, r.endpoint, r.client_key, r.model
+        channel, upstream_model, upstream_key = r.channel, r.upstream_model, r.upstream_key
+        texts = (request_id, endpoint, client_key, model, channel, upstream_model, upstream_key, error_class, error)
+        text = "".join(filter(None, (*texts, content)))  # TypeError if one is no str
         if not text.isascii() or "\x00" in text or (error is not None and len(error) > MAX_ERROR_CHARS):
             return None
         prompt, completion = r.prompt_tokens, r.completion_tokens
@@ -254,14 +297,19 @@ def _fast_row(r: RequestRecord, stamp: Stamp, truth: Callable[[bool], Any]) -> t
         return None
     attempts = r.attempts
     return (
-        texts[0],
+        request_id,
         stamp(r.timestamp),
-        *texts[1:],
+        endpoint,
+        client_key,
+        model,
+        channel,
+        upstream_model,
+        upstream_key,
         len(attempts),
         attempts_json(attempts),
         status,
         truth(r.success),
-        r.error_class,
+        error_class,
         error,
         float(latency),
         ttft,
@@ -274,7 +322,7 @@ def _fast_row(r: RequestRecord, stamp: Stamp, truth: Callable[[bool], Any]) -> t
         float(cost),
         truth(r.stream),
         moderation,
-        r.content,
+        content,
     )
 
 
