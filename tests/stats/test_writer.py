@@ -340,3 +340,19 @@ async def test_concurrent_flushes_never_duplicate(make_store: StoreFactory) -> N
     finally:
         await writer.stop(5)
         await store.close()
+
+
+async def test_waiting_for_the_queue_ends_when_its_only_records_are_rejected(store: StatsStore) -> None:
+    writer = StatsWriter(store, batch_size=10, flush_interval=3600)
+    writer.start()
+    try:
+        assert writer.submit(record("bad", status="not-a-number"))
+        waiting = asyncio.ensure_future(writer.wait_drained(10))
+        for _ in range(5):  # the waiter is parked on the writer's progress condition
+            await asyncio.sleep(0)
+        assert not waiting.done()
+        assert await writer.flush()
+        assert await asyncio.wait_for(waiting, 5)
+        assert (writer.queued, writer.rejected, writer.written) == (0, 1, 0)
+    finally:
+        await writer.stop(5)

@@ -273,6 +273,9 @@ class StatsWriter:
                     return False
                 if whole_queue:
                     self._convert()
+            if not self._rows:  # records rejected while converting leave the queue without a write
+                async with self._progress:
+                    self._progress.notify_all()
             return True
 
     async def _write(self, rows: list[Row]) -> Sequence[Row]:
