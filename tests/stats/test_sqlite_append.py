@@ -136,3 +136,14 @@ async def test_rows_of_different_lengths_are_refused_not_shifted(tmp_path: Path)
     assert is_permanent_error(info.value)
     assert count(tmp_path / "stats.db") == 0
     await store.close()
+
+
+async def test_the_chunk_statement_cache_is_bounded(tmp_path: Path) -> None:
+    store = await open_store(tmp_path / "stats.db")
+    appender = store._appender
+    assert appender is not None
+    for i in range(32):  # as if 32 different sets of all-NULL columns had been seen
+        appender._chunks[(100 + i,)] = ("unused", tuple)
+    await store.write([record(f"c{i}") for i in range(64)])
+    assert len(appender._chunks) == 1 and count(tmp_path / "stats.db") == 64
+    await store.close()

@@ -58,6 +58,9 @@ _NULLS: dict[None, None] = {}
 sqlite3.register_adapter(type(None), _NULLS.get)
 
 
+_MAX_CHUNK_STATEMENTS = 32
+"""Chunk statements kept (one per set of all-NULL columns; in practice a handful)."""
+
 _ONE_ROW = re.compile(r"\bVALUES (\((?:\?, )*\?\))")
 
 
@@ -155,6 +158,8 @@ class SqliteAppender:
         nulls = tuple(i for i, value in enumerate(part[0]) if value is None and columns[i].count(None) == size)
         found = self._chunks.get(nulls)
         if found is None:
+            if len(self._chunks) >= _MAX_CHUNK_STATEMENTS:
+                self._chunks.clear()
             keep = [i for i in range(self._columns) if i not in nulls]
             found = self._chunks[nulls] = (multi_row(self._sql, size, frozenset(nulls)), _picker(keep))
         return found
