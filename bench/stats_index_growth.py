@@ -23,7 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from unigate.stats.records import AttemptRecord, RequestRecord
+from stats_write_cost import record  # bench/ is on the path when run as a script
+
 from unigate.stats.rows import REQUEST_COLUMNS, SQLITE_ROWS, request_row, sqlite_stamp
 from unigate.stats.store import StatsStore
 
@@ -31,31 +32,8 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def template() -> tuple[object, ...]:
-    attempt = AttemptRecord(
-        channel="openai",
-        upstream_model="gpt-4o",
-        key_fingerprint="key-0123456789",
-        outcome="ok",
-        status=200,
-        latency_ms=790.0,
-    )
-    record = RequestRecord(
-        request_id="x",
-        timestamp=START,
-        endpoint="POST /v1/chat/completions",
-        client_key="team-0",
-        model="gpt-4o",
-        status=200,
-        success=True,
-        latency_ms=800.0,
-        channel="openai",
-        upstream_model="gpt-4o",
-        upstream_key="key-0123456789",
-        attempts=(attempt,),
-        prompt_tokens=1200,
-        completion_tokens=300,
-    )
-    return request_row(record, SQLITE_ROWS)
+    """The row of one realistic request (``bench/stats_write_cost.py``'s), made by the gateway's own builder."""
+    return request_row(record("x", START), SQLITE_ROWS)
 
 
 def rows(first: int, n: int, ordered: bool, base: tuple[object, ...]) -> list[tuple[object, ...]]:

@@ -24,15 +24,17 @@ from unigate.stats.writer import StatsWriter
 KEY = "key-abcdef0123"
 
 
-def record() -> RequestRecord:
+def record(request_id: str | None = None, timestamp: datetime | None = None) -> RequestRecord:
+    """One successful chat request as the gateway records it (new id and the time now by default);
+    also the template of ``bench/stats_index_growth.py`` and ``bench/stats_cost.py --prefill``."""
     attempt = AttemptRecord(
         channel="bench", upstream_model="gpt-4o", key_fingerprint=KEY, outcome="ok", status=200, latency_ms=1.2
     )
     return RequestRecord(
-        request_id=new_request_id(),
-        timestamp=datetime.now(UTC),
-        endpoint="/v1/chat/completions",
-        client_key="key-816adcba23",
+        request_id=request_id or new_request_id(),
+        timestamp=timestamp or datetime.now(UTC),
+        endpoint="POST /v1/chat/completions",
+        client_key="team-0",
         model="gpt-4o",
         status=200,
         success=True,

@@ -274,8 +274,8 @@ def _fast_row(r: RequestRecord, stamp: Stamp, truth: Callable[[bool], Any]) -> t
         error, error_class, content = r.error_message, r.error_class, r.content
         request_id, endpoint, client_key, model = r.request_id, r.endpoint, r.client_key, r.model
         channel, upstream_model, upstream_key = r.channel, r.upstream_model, r.upstream_key
-        texts = (request_id, endpoint, client_key, model, channel, upstream_model, upstream_key, error_class, error)
-        text = "".join(filter(None, (*texts, content)))  # TypeError if one is no str
+        texts = (request_id, endpoint, client_key, model, channel, upstream_model, upstream_key, error_class)
+        text = "".join(filter(None, (*texts, error, content)))  # TypeError if one is no str
         if not text.isascii() or "\x00" in text or (error is not None and len(error) > MAX_ERROR_CHARS):
             return None
         prompt, completion = r.prompt_tokens, r.completion_tokens

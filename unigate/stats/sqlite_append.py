@@ -64,25 +64,26 @@ _MAX_CHUNK_STATEMENTS = 32
 _ONE_ROW = re.compile(r"\bVALUES (\((?:\?, )*\?\))")
 
 
+def _values_group(insert_sql: str) -> re.Match[str]:
+    match = _ONE_ROW.search(insert_sql)
+    if match is None:
+        raise ValueError("not a single-row INSERT … VALUES (?, …)")
+    return match
+
+
 def multi_row(insert_sql: str, rows: int, nulls: frozenset[int] = frozenset()) -> str:
     """``insert_sql`` (a single-row ``INSERT … VALUES (?, …, ?) …``) made to take ``rows`` rows,
     with the columns at the 0-based positions ``nulls`` written as ``NULL`` instead of bound.
     ``ValueError`` if it has no such VALUES group. SQLite binds at most 32 766 parameters per
     statement (``SQLITE_MAX_VARIABLE_NUMBER`` since 3.32): callers keep ``rows × columns`` under it."""
-    match = _ONE_ROW.search(insert_sql)
-    if match is None:
-        raise ValueError("not a single-row INSERT … VALUES (?, …)")
-    columns = match.group(1).count("?")
-    group = "(" + ", ".join("NULL" if i in nulls else "?" for i in range(columns)) + ")"
+    match = _values_group(insert_sql)
+    group = "(" + ", ".join("NULL" if i in nulls else "?" for i in range(columns_of(insert_sql))) + ")"
     return f"{insert_sql[: match.start(1)]}{', '.join([group] * rows)}{insert_sql[match.end(1) :]}"
 
 
 def columns_of(insert_sql: str) -> int:
-    """How many values one row of ``insert_sql`` takes."""
-    match = _ONE_ROW.search(insert_sql)
-    if match is None:
-        raise ValueError("not a single-row INSERT … VALUES (?, …)")
-    return match.group(1).count("?")
+    """How many values one row of ``insert_sql`` takes (``ValueError`` as :func:`multi_row`)."""
+    return _values_group(insert_sql).group(1).count("?")
 
 
 def _picker(keep: list[int]) -> Callable[[Row], Any]:
