@@ -40,14 +40,20 @@ def _ours(name: str | None, type_: str, parent_names: Any) -> bool:
 
 
 def _diff(conn: Connection) -> list[Any]:
-    """What autogenerate would change to make the database match schema.py (our tables only)."""
-    opts = {"version_table": VERSION_TABLE, "compare_type": True, "include_name": _ours}
+    """What autogenerate would change to make the database match schema.py (our tables only;
+    an index declared for another dialect with ``ddl_if``, which alembic ignores, is skipped)."""
+
+    def meant_here(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        ddl_if = getattr(obj if not reflected else compare_to, "_ddl_if", None)
+        return ddl_if is None or ddl_if.dialect in (None, conn.dialect.name)
+
+    opts = {"version_table": VERSION_TABLE, "compare_type": True, "include_name": _ours, "include_object": meant_here}
     context = MigrationContext.configure(conn, opts=opts)
     return list(compare_metadata(context, metadata))
 
 
 def test_one_head() -> None:
-    assert ScriptDirectory.from_config(alembic_config()).get_heads() == ["0002"]
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == ["0003"]
 
 
 async def _check_fresh_migration(engine: AsyncEngine) -> None:
@@ -57,7 +63,7 @@ async def _check_fresh_migration(engine: AsyncEngine) -> None:
     await migrate(engine)  # idempotent
     async with engine.connect() as conn:
         assert await conn.run_sync(_tables) == {"request_stats", VERSION_TABLE}
-        assert await conn.run_sync(_revision) == "0002"
+        assert await conn.run_sync(_revision) == "0003"
         assert await conn.run_sync(_diff) == [], "the migrations and schema.py disagree"
 
 
@@ -98,7 +104,7 @@ async def test_concurrent_migrations_from_several_processes(make_store: StoreFac
     try:
         await asyncio.gather(*(s.open() for s in stores))
         async with stores[0].engine.connect() as conn:
-            assert await conn.run_sync(_revision) == "0002"
+            assert await conn.run_sync(_revision) == "0003"
     finally:
         for s in stores:
             await s.close()
@@ -219,5 +225,33 @@ async def test_0002_moves_attempts_into_the_request_row_and_back(db_target: DbTa
                 ("r1", 0, "a", False, "UpstreamServerError"),
                 ("r1", 1, "b", True, "ok"),
             ]
+    finally:
+        await engine.dispose()
+
+
+def _request_stats_indexes(conn: Connection) -> set[str]:
+    return {str(index["name"]) for index in sa.inspect(conn).get_indexes("request_stats")}
+
+
+async def test_0003_keeps_the_unique_request_id_index_on_postgresql_only(db_target: DbTarget) -> None:
+    """SQLite drops it on upgrade and gets it back on downgrade; PostgreSQL keeps it throughout."""
+    engine = create_engine(db_target.url, db_target.engine_options)
+    postgres = engine.dialect.name == "postgresql"
+
+    def run(conn: Connection, target: str, down: bool = False) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        (command.downgrade if down else command.upgrade)(config, target)
+
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(run, "0002")
+            assert "ug_request_stats_request_id" in await conn.run_sync(_request_stats_indexes)
+            await conn.run_sync(run, "0003")
+            after = await conn.run_sync(_request_stats_indexes)
+            assert ("ug_request_stats_request_id" in after) is postgres
+            assert {"ug_request_stats_timestamp", "ug_request_stats_client_key"} <= after
+            await conn.run_sync(run, "0002", True)
+            assert "ug_request_stats_request_id" in await conn.run_sync(_request_stats_indexes)
     finally:
         await engine.dispose()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.stats.builders import CHAT, attempt, full_record, record
-from tests.stats.conftest import NOW, StoreFactory
+from tests.stats.conftest import NOW, PgSchema, StoreFactory, sqlite_url
 from tests.stats.secret_scan import assert_no_secret, dump_tables
 from unigate.stats.records import RequestRecord
 from unigate.stats.store import StatsStore
@@ -35,14 +36,35 @@ async def test_minimal_record_round_trips(store: StatsStore) -> None:
     assert await store.requests() == [original.to_row()]
 
 
-async def test_writes_are_idempotent(store: StatsStore) -> None:
-    batch = [full_record("a"), full_record("b")]
-    await store.write(batch)
-    await store.write(batch)  # a retried batch that had in fact been committed
-    await store.write([])
-    dump = await dump_tables(store)
-    assert len(dump["request_stats"]) == 2
-    assert [len(r["attempts"]) for r in await store.requests()] == [2, 2]
+async def test_a_retried_postgres_batch_is_not_stored_twice(pg_schema: PgSchema) -> None:
+    """PostgreSQL: a COMMIT whose answer was lost is retried; the unique request_id skips it."""
+    store = StatsStore(pg_schema.url(), engine_options=pg_schema.engine_options)
+    try:
+        batch = [full_record("a"), full_record("b")]
+        await store.write(batch)
+        await store.write(batch)  # a retried batch that had in fact been committed
+        await store.write([])
+        dump = await dump_tables(store)
+        assert len(dump["request_stats"]) == 2
+        assert [len(r["attempts"]) for r in await store.requests()] == [2, 2]
+    finally:
+        await store.close()
+
+
+async def test_sqlite_keeps_no_request_id_index(sqlite_path: Path) -> None:
+    """SQLite: a commit is never in doubt (it returns or rolls back), so the index that makes
+    PostgreSQL retries idempotent would only cost every insert (migration 0003)."""
+    sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    store = StatsStore(sqlite_url(sqlite_path))
+    try:
+        await store.write([full_record("a")])
+        async with store.engine.connect() as conn:
+            found = await conn.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'request_stats'"
+            )
+            assert {row[0] for row in found} == {"ug_request_stats_timestamp", "ug_request_stats_client_key"}
+    finally:
+        await store.close()
 
 
 async def test_a_large_write_is_one_transaction(store: StatsStore) -> None:

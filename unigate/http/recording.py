@@ -56,10 +56,11 @@ def _no_estimate(body: Mapping[str, Any], pieces: list[str]) -> tuple[int, int]:
 def new_request_id() -> str:
     """A new request id: 24 hex digits, the Unix time in milliseconds (12 digits) then 48 random
     bits. Ids are time-ordered so that each statistics row lands at the right edge of the unique
-    ``request_id`` index: with random ids every insert dirties a random page of that index, and
-    the insert cost grows with the table (measured at 1 M rows: ~4× the cost of time-ordered ids,
-    docs/performance.md). The random part only keeps ids of one millisecond apart (workers are
-    separate processes, each seeded by ``random`` from the OS); ids are not secrets."""
+    ``request_id`` index (PostgreSQL's; SQLite keeps none): with random ids every insert dirties
+    a random page of that index, and the insert cost grows with the table (measured at 1 M rows:
+    ~4× the cost of time-ordered ids, docs/performance.md). The random part only keeps ids of one
+    millisecond apart (workers are separate processes, each seeded by ``random`` from the OS);
+    ids are not secrets."""
     return f"{time.time_ns() // 1_000_000:012x}{random.getrandbits(48):012x}"
 
 

@@ -72,8 +72,9 @@ class RequestRecord:
     ``channel`` / ``upstream_model`` / ``upstream_key`` name the attempt that produced the answer
     (the last attempt when all failed; ``None`` when no upstream was tried). ``status`` is what the
     client got; ``success`` is true when the client got a complete answer.
-    ``request_id`` must be unique: writing a record whose id is already stored is a no-op, which
-    makes retried batch writes idempotent.
+    ``request_id`` must be unique. On PostgreSQL, writing a record whose id is already stored is
+    a no-op, which makes a retried batch whose ``COMMIT`` had in fact succeeded harmless; SQLite
+    keeps no index on it, because a SQLite commit is never in doubt (migration 0003).
     """
 
     request_id: str

@@ -8,8 +8,9 @@
 Why one row, not a second ``channel_stats`` table with a row per attempt (revision 0001): every
 request pays for its statistics row on the request path's CPU, and the second row and its three
 indexes were half of that cost (docs/performance.md). The indexes are the ones the queries need:
-the unique ``request_id`` (idempotent batch retries), ``timestamp`` (every window) and
-``(client_key, timestamp)`` (credits).
+the unique ``request_id`` on PostgreSQL only (idempotent batch retries: a commit whose answer
+was lost is retried; revision 0003), ``timestamp`` (every window) and ``(client_key, timestamp)``
+(credits).
 
 Portability rules: strings are ``TEXT`` (no length limits); times are stored in UTC
 (:class:`UTCDateTime`: ``timestamptz`` on PostgreSQL, naive UTC text on SQLite) and always read
@@ -98,7 +99,9 @@ class RequestStat(Base):
     content: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
-        Index("ug_request_stats_request_id", "request_id", unique=True),
+        # PostgreSQL only: idempotent batch retries there; a SQLite commit is never in doubt
+        # (migration 0003 says why)
+        Index("ug_request_stats_request_id", "request_id", unique=True).ddl_if(dialect="postgresql"),
         Index("ug_request_stats_timestamp", "timestamp"),
         Index("ug_request_stats_client_key", "client_key", "timestamp"),
     )

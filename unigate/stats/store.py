@@ -258,8 +258,10 @@ class StatsStore:
         await self.write_rows([self.row(r) for r in records])
 
     async def write_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Insert rows made by :meth:`row` in one transaction: all or nothing. Rows whose
-        ``request_id`` is already stored are skipped, so retrying a batch never duplicates rows. A
+        """Insert rows made by :meth:`row` in one transaction: all or nothing. So retrying a
+        batch never duplicates rows: on PostgreSQL, where a lost answer to ``COMMIT`` leaves the
+        outcome in doubt, rows whose ``request_id`` is already stored are skipped; a SQLite
+        commit runs in this process and either returns or rolls back (migration 0003). A
         big batch never holds the event loop for long: PostgreSQL rows go in chunks of
         :data:`INSERT_CHUNK` (asyncpg pipelines them on the loop), SQLite rows through
         :class:`SqliteAppender`."""
