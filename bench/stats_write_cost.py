@@ -1,6 +1,7 @@
 """The statistics write path alone, for callgrind: submit N records to StatsWriter + StatsStore
 (SQLite in a temporary directory) and flush; with ``build`` as second argument, only build them.
 
+    export PYTHONHASHSEED=0   # the same string hashes in every run (dict probes vary with them)
     valgrind --tool=callgrind --callgrind-out-file=w0.out .venv/bin/python bench/stats_write_cost.py 0
     valgrind --tool=callgrind --callgrind-out-file=w.out  .venv/bin/python bench/stats_write_cost.py 3000
     valgrind --tool=callgrind --callgrind-out-file=wb.out .venv/bin/python bench/stats_write_cost.py 3000 build

@@ -9,10 +9,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.stats.builders import attempt, record
 from unigate.stats.rows import REQUEST_COLUMNS, SQLITE_ROWS, request_values
-from unigate.stats.sqlite_append import multi_row
+from unigate.stats.sqlite_append import _flatten, multi_row
 from unigate.stats.store import StatsStore, is_permanent_error
 from unigate.stats.writer import StatsWriter
 
@@ -147,3 +149,18 @@ async def test_the_chunk_statement_cache_is_bounded(tmp_path: Path) -> None:
     await store.write([record(f"c{i}") for i in range(64)])
     assert len(appender._chunks) == 1 and count(tmp_path / "stats.db") == 64
     await store.close()
+
+
+@given(
+    st.integers(min_value=1, max_value=6).flatmap(
+        lambda width: st.tuples(
+            st.lists(st.tuples(*[st.integers() | st.none()] * width), min_size=1, max_size=5),
+            st.sets(st.integers(min_value=0, max_value=width - 1)),
+        )
+    )
+)
+def test_flatten_drops_exactly_the_chosen_columns(case: tuple[list[tuple[int | None, ...]], set[int]]) -> None:
+    rows, drop = case
+    width = len(rows[0])
+    expected = [value for row in rows for i, value in enumerate(row) if i not in drop]
+    assert _flatten(rows, width, tuple(sorted(drop, reverse=True))) == expected

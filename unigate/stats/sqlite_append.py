@@ -36,7 +36,7 @@ import contextlib
 import logging
 import re
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from itertools import chain
 from operator import itemgetter
 from typing import Any
@@ -86,11 +86,16 @@ def columns_of(insert_sql: str) -> int:
     return _values_group(insert_sql).group(1).count("?")
 
 
-def _picker(keep: list[int]) -> Callable[[Row], Any]:
-    """A function from a row to the tuple of its values at ``keep`` (C speed: ``itemgetter``)."""
-    if len(keep) > 1:
-        return itemgetter(*keep)
-    return lambda row: tuple(row[i] for i in keep)
+def _flatten(rows: Sequence[Row], width: int, drop: tuple[int, ...]) -> list[Any]:
+    """The values of ``rows`` (each ``width`` long) in one list, row after row, without those at
+    the positions ``drop`` (given last first). In C loops: one list of everything, then one
+    extended-slice deletion per dropped column — measured at half the cost of picking each row's
+    kept values with an ``itemgetter``."""
+    flat = list(chain.from_iterable(rows))
+    for column in drop:  # right to left: a deletion leaves the columns before it in place
+        del flat[column::width]
+        width -= 1
+    return flat
 
 
 class SqliteAppender:
@@ -101,7 +106,7 @@ class SqliteAppender:
         self._path = path
         self._sql = insert_sql
         self._columns = columns_of(insert_sql)
-        self._chunks: dict[tuple[int, ...], tuple[str, Callable[[Row], Any]]] = {}
+        self._chunks: dict[tuple[int, ...], str] = {}
         self._chunk = chunk
         self._checkpoint_every = checkpoint_every
         self._since_checkpoint = 0
@@ -135,8 +140,8 @@ class SqliteAppender:
                         await asyncio.sleep(0)
                     part = rows[start : start + chunk]
                     if len(part) == chunk:
-                        sql, pick = self._chunk_statement(part)
-                        conn.execute(sql, list(chain.from_iterable(map(pick, part))))
+                        sql, nulls = self._chunk_statement(part)
+                        conn.execute(sql, _flatten(part, self._columns, nulls))
                     else:
                         conn.executemany(self._sql, part)
                 conn.execute("COMMIT")
@@ -151,19 +156,24 @@ class SqliteAppender:
             self._checkpointing = asyncio.ensure_future(asyncio.to_thread(self._checkpoint))
             self._checkpointing.add_done_callback(self._checkpointed)
 
-    def _chunk_statement(self, part: Sequence[Row]) -> tuple[str, Callable[[Row], Any]]:
+    def _chunk_statement(self, part: Sequence[Row]) -> tuple[str, tuple[int, ...]]:
         """The statement for a full chunk — its all-``None`` columns as ``NULL`` literals — and
-        the function that picks each row's remaining values, in order."""
+        those columns' positions, last first (see :func:`_flatten`). ``ValueError`` if the rows'
+        lengths differ: a shorter row would shift every later value into the wrong column."""
         size = len(part)
-        columns = list(zip(*part, strict=True))  # ValueError if the rows' lengths differ
-        nulls = tuple(i for i, value in enumerate(part[0]) if value is None and columns[i].count(None) == size)
+        if len(set(map(len, part))) != 1:
+            raise ValueError("statistics rows of different lengths in one chunk")
+        nulls = tuple(
+            i
+            for i in range(self._columns - 1, -1, -1)
+            if part[0][i] is None and list(map(itemgetter(i), part)).count(None) == size
+        )
         found = self._chunks.get(nulls)
         if found is None:
             if len(self._chunks) >= _MAX_CHUNK_STATEMENTS:
                 self._chunks.clear()
-            keep = [i for i in range(self._columns) if i not in nulls]
-            found = self._chunks[nulls] = (multi_row(self._sql, size, frozenset(nulls)), _picker(keep))
-        return found
+            found = self._chunks[nulls] = multi_row(self._sql, size, frozenset(nulls))
+        return found, nulls
 
     def _checkpoint(self) -> None:
         conn = sqlite3.connect(self._path, timeout=5)

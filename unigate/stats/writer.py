@@ -149,19 +149,20 @@ class StatsWriter:
             if self._closed:
                 self.dropped += 1
                 return False
-            if self.queued >= self._max_queue:
+            records = self._records
+            if len(records) + len(self._rows) + len(self._inflight) >= self._max_queue:  # self.queued, inlined
                 self.dropped += 1
                 if not self._overflowing:
                     self._overflowing = True
                     _log.warning("statistics queue full (%d records): dropping the oldest", self._max_queue)
                 if self._rows:
                     self._rows.popleft()
-                elif self._records:
-                    self._records.popleft()
+                elif records:
+                    records.popleft()
                 else:  # everything held is being written: nothing older to drop
                     return False
-            self._records.append(record)
-            if len(self._records) >= self._row_batch:
+            records.append(record)
+            if len(records) >= self._row_batch:
                 self._wake.set()
             return True
         except Exception:  # the request path must never fail because of statistics

@@ -1,0 +1,159 @@
+"""``request_row``: its fast path (taken by nearly every record) gives exactly the row the careful
+path gives — same values, same types — and any record it cannot take goes the careful way."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from unigate.stats.records import AttemptRecord, RequestRecord
+from unigate.stats.rows import (
+    MAX_ERROR_CHARS,
+    POSTGRES_ROWS,
+    SQLITE_ROWS,
+    RowFormat,
+    _clean_row,
+    _fast_row,
+    request_row,
+)
+
+PLAIN_TEXT = st.sampled_from(["openai", "gpt-4o", "team-0", "key-0123456789", ""]) | st.text(
+    st.characters(min_codepoint=1, max_codepoint=127), max_size=8
+)
+PLAIN_COUNT = st.integers(min_value=0, max_value=2**62 - 1)  # a sum of two still fits in 64 bits
+PLAIN_NUMBER = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e300, max_value=1e300)
+STAMP = st.datetimes(timezones=st.just(UTC)) | st.datetimes()
+
+ATTEMPT = st.builds(
+    AttemptRecord,
+    channel=PLAIN_TEXT,
+    upstream_model=PLAIN_TEXT,
+    key_fingerprint=st.none() | PLAIN_TEXT,
+    outcome=PLAIN_TEXT,
+    status=st.sampled_from([0, 200, 500]),
+    latency_ms=st.floats(min_value=0, max_value=1e6),
+)
+
+PLAIN = st.builds(
+    RequestRecord,
+    request_id=PLAIN_TEXT,
+    timestamp=STAMP,
+    endpoint=PLAIN_TEXT,
+    client_key=st.none() | PLAIN_TEXT,
+    model=st.none() | PLAIN_TEXT,
+    status=st.integers(min_value=-(2**31), max_value=2**31 - 1),
+    success=st.booleans(),
+    latency_ms=PLAIN_NUMBER,
+    channel=st.none() | PLAIN_TEXT,
+    upstream_model=st.none() | PLAIN_TEXT,
+    upstream_key=st.none() | PLAIN_TEXT,
+    attempts=st.lists(ATTEMPT, max_size=2).map(tuple),
+    error_class=st.none() | PLAIN_TEXT,
+    error_message=st.none() | PLAIN_TEXT | st.just("e" * MAX_ERROR_CHARS),
+    ttft_ms=st.none() | PLAIN_NUMBER,
+    prompt_tokens=PLAIN_COUNT,
+    completion_tokens=PLAIN_COUNT,
+    cached_tokens=PLAIN_COUNT,
+    reasoning_tokens=PLAIN_COUNT,
+    tokens_estimated=st.booleans(),
+    cost=PLAIN_NUMBER,
+    stream=st.booleans(),
+    moderation_ms=st.none() | PLAIN_NUMBER,
+    content=st.none() | PLAIN_TEXT,
+)
+"""Records every value of which is storable as it is: the fast path must take them all."""
+
+TEXT_FIELDS = (
+    "request_id",
+    "endpoint",
+    "client_key",
+    "model",
+    "channel",
+    "upstream_model",
+    "upstream_key",
+    "error_class",
+    "error_message",
+    "content",
+)
+COUNT_FIELDS = ("prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens", "status")
+NUMBER_FIELDS = ("latency_ms", "cost", "ttft_ms", "moderation_ms")
+FLAG_FIELDS = ("success", "tokens_estimated", "stream")
+ODD_TEXT = st.sampled_from(["nul\x00", "lone \ud800", "é", "e" * (MAX_ERROR_CHARS + 1), 0, 7, 1.5, b"x", None])
+ODD_COUNT = st.sampled_from([-1, 2**62 + 1, 2**63, 2**64, -(2**31) - 1, 2**31, True, 3.0, "5", None])
+ODD_NUMBER = st.sampled_from([math.nan, math.inf, -math.inf, 0, 2, True, "1.5", 1e308, None])
+ODD_FLAG = st.sampled_from([0, 1, 2, -1, -2, 1.0, 0.0, "", "yes", None])
+
+
+@st.composite
+def one_odd_value(draw: st.DrawFn) -> RequestRecord:
+    """A plain record with one value that is not storable as it is."""
+    record = draw(PLAIN)
+    kind = draw(
+        st.sampled_from(
+            [(TEXT_FIELDS, ODD_TEXT), (COUNT_FIELDS, ODD_COUNT), (NUMBER_FIELDS, ODD_NUMBER), (FLAG_FIELDS, ODD_FLAG)]
+        )
+    )
+    name = draw(st.sampled_from(kind[0]))
+    return replace(record, **{name: draw(kind[1])})
+
+
+def careful(record: RequestRecord, fmt: RowFormat) -> tuple[Any, ...] | type[BaseException]:
+    try:
+        return _clean_row(record, fmt.stamp, fmt.truth)
+    except Exception as exc:
+        return type(exc)
+
+
+def same(row: tuple[Any, ...], expected: tuple[Any, ...]) -> None:
+    assert row == expected
+    assert [type(v) for v in row] == [type(v) for v in expected]
+
+
+FORMATS = pytest.mark.parametrize("fmt", [SQLITE_ROWS, POSTGRES_ROWS], ids=["sqlite", "postgres"])
+
+
+@FORMATS
+@given(record=PLAIN)
+def test_plain_records_take_the_fast_path_and_get_the_careful_row(fmt: RowFormat, record: RequestRecord) -> None:
+    assert _fast_row(record, fmt.stamp, fmt.bits) is not None
+    expected = careful(record, fmt)
+    assert not isinstance(expected, type)
+    same(request_row(record, fmt), expected)
+
+
+@FORMATS
+@given(record=one_odd_value())
+def test_a_record_with_an_odd_value_gets_the_careful_row(fmt: RowFormat, record: RequestRecord) -> None:
+    expected = careful(record, fmt)
+    if isinstance(expected, type):
+        with pytest.raises(expected):
+            request_row(record, fmt)
+    else:
+        same(request_row(record, fmt), expected)
+
+
+def test_a_plain_record_takes_the_fast_path_and_keeps_its_values() -> None:
+    stamp = datetime(2026, 11, 28, 13, 5, 9, 1234, tzinfo=UTC)
+    record = RequestRecord(
+        request_id="r1",
+        timestamp=stamp,
+        endpoint="POST /v1/chat/completions",
+        client_key="team-0",
+        model="gpt-4o",
+        status=200,
+        success=True,
+        latency_ms=1.5,
+        prompt_tokens=12,
+        completion_tokens=5,
+        stream=True,
+    )
+    row = request_row(record, SQLITE_ROWS)
+    assert row[:3] == ("r1", "2026-11-28 13:05:09.001234", "POST /v1/chat/completions")
+    assert row[11] == 1 and row[20] == 17 and row[21] == 0 and row[23] == 1
+    assert request_row(record, POSTGRES_ROWS)[11] is True
