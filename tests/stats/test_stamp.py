@@ -32,3 +32,22 @@ def test_neighbouring_seconds_around_the_epoch() -> None:
         "1970-01-01 00:00:00.000001",
         "1969-12-31 23:59:59.999999",
     ]
+
+
+def test_the_last_seconds_of_the_calendar() -> None:
+    last = datetime.max.replace(tzinfo=UTC)
+    before = last - timedelta(seconds=1)
+    assert [sqlite_stamp(before), sqlite_stamp(last), sqlite_stamp(before)] == [
+        "9999-12-31 23:59:58.999999",
+        "9999-12-31 23:59:59.999999",
+        "9999-12-31 23:59:58.999999",
+    ]
+
+
+@given(st.lists(st.integers(min_value=0, max_value=3_000_000), min_size=1, max_size=40))
+def test_times_near_each_other_in_any_order(offsets: list[int]) -> None:
+    """Records of one batch: a few seconds apart, a little out of order."""
+    base = datetime(2026, 11, 28, 23, 59, 58, tzinfo=UTC)
+    for offset in offsets:
+        value = base + timedelta(microseconds=offset)
+        assert sqlite_stamp(value) == value.replace(tzinfo=None).isoformat(" ", "microseconds")
