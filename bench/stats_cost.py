@@ -14,12 +14,19 @@ The statistics database can be prefilled (``--prefill``, rows spread over the pa
 keys) so that the inserts run against a table of realistic size: the cost of keeping the indexes
 grows with the table, and a fresh file would hide that.
 
+Several pairs (``--pairs``): each pair is two fresh gateway processes with the same
+``PYTHONHASHSEED`` (string hashes decide dict probe lengths on the request path, so the two of a
+pair must share it), and each pair gets a different one. Single runs of the same code disagreed
+by more than their own intervals; pairs show that spread and the pooled interval includes it.
+
     .venv/bin/python bench/stats_cost.py                         # 24 cycles × 2 × 4 s, fresh file
+    .venv/bin/python bench/stats_cost.py --together --cycles 8 --slice 5 --pairs 5
     .venv/bin/python bench/stats_cost.py --prefill 1000000       # against a 1 M-row table
     .venv/bin/python bench/stats_cost.py --mode stream
 
-Prints a markdown report: per-target totals, the added CPU per request with a 95 % bootstrap
-interval over cycles, and the same for throughput. Needs wrk, node and taskset (as bench/run.sh).
+Prints a markdown report: per-pair totals and added CPU per request, the pooled added CPU with a
+95 % bootstrap interval (pairs, then cycles), and the throughput difference. Needs wrk, node and
+taskset (as bench/run.sh).
 """
 
 from __future__ import annotations
@@ -150,18 +157,31 @@ def prefill(db: Path, rows: int) -> None:
     conn.close()
 
 
-def bootstrap(on: Target, off: Target, samples: int = 4000) -> tuple[float, float, float]:
-    """Added CPU per request in % (on vs off, totals), with a 95 % bootstrap interval over cycles."""
+def added_cpu(pairs: list[tuple[Target, Target]], idx: list[tuple[int, list[int]]]) -> float:
+    """Added CPU per request in %, over the cycles ``idx`` picks: (pair, its cycles) entries."""
+    on_cpu = sum(pairs[p][0].cpu_us[i] for p, cycles in idx for i in cycles)
+    on_req = sum(pairs[p][0].requests[i] for p, cycles in idx for i in cycles)
+    off_cpu = sum(pairs[p][1].cpu_us[i] for p, cycles in idx for i in cycles)
+    off_req = sum(pairs[p][1].requests[i] for p, cycles in idx for i in cycles)
+    return (on_cpu / on_req / (off_cpu / off_req) - 1) * 100
 
-    def added(idx: list[int]) -> float:
-        per_on = sum(on.cpu_us[i] for i in idx) / sum(on.requests[i] for i in idx)
-        per_off = sum(off.cpu_us[i] for i in idx) / sum(off.requests[i] for i in idx)
-        return (per_on / per_off - 1) * 100
 
-    n = len(on.cpu_us)
+def bootstrap(pairs: list[tuple[Target, Target]], samples: int = 4000) -> tuple[float, float, float]:
+    """Added CPU per request in % (on vs off, totals over every cycle of every pair) with a 95 %
+    bootstrap interval. With several pairs it resamples pairs, then cycles within each: fresh
+    processes differ (hash seed, memory layout) by more than one run's cycles do, and an
+    interval over cycles alone would hide that."""
     rng = random.Random(1)
-    draws = sorted(added([rng.randrange(n) for _ in range(n)]) for _ in range(samples))
-    return added(list(range(n))), draws[int(samples * 0.025)], draws[int(samples * 0.975)]
+    whole = [(p, list(range(len(on.cpu_us)))) for p, (on, _) in enumerate(pairs)]
+
+    def draw() -> float:
+        picked = [rng.randrange(len(pairs)) for _ in pairs] if len(pairs) > 1 else [0]
+        return added_cpu(
+            pairs, [(p, [rng.randrange(len(pairs[p][0].cpu_us)) for _ in pairs[p][0].cpu_us]) for p in picked]
+        )
+
+    draws = sorted(draw() for _ in range(samples))
+    return added_cpu(pairs, whole), draws[int(samples * 0.025)], draws[int(samples * 0.975)]
 
 
 def main() -> None:
@@ -171,6 +191,8 @@ def main() -> None:
     ap.add_argument("--mode", choices=("nonstream", "stream"), default="nonstream")
     ap.add_argument("--together", action="store_true", help="load both gateways at once instead of in turn")
     ap.add_argument("--prefill", type=int, default=0, help="rows in the statistics table before the run")
+    ap.add_argument("--pairs", type=int, default=1, help="fresh gateway pairs, one after another")
+    ap.add_argument("--seed", type=int, default=None, help="PYTHONHASHSEED of the first pair (then +1 …)")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--load-cpu", default="0")
     ap.add_argument("--gateway-cpu", default="1")
@@ -181,7 +203,26 @@ def main() -> None:
     for tool in ("wrk", "node", "taskset"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is required")
+    first = args.seed if args.seed is not None else random.randrange(1, 2**31)
+    pairs: list[tuple[Target, Target]] = []
+    stored = served = 0
+    for index in range(args.pairs):
+        on, off, rows, counted = run_pair(args, first + index)
+        pairs.append((on, off))
+        stored, served = stored + rows, served + counted
+        one, low, high = bootstrap([(on, off)])
+        print(
+            f"[stats_cost] pair {index + 1}/{args.pairs} (PYTHONHASHSEED={first + index}): {one:+.1f} % "
+            f"({low:+.1f} … {high:+.1f})",
+            file=sys.stderr,
+        )
+    report(args, pairs, first, stored, served)
 
+
+def run_pair(args: argparse.Namespace, seed: int) -> tuple[Target, Target, int, int]:
+    """One pair of fresh gateways (both with ``PYTHONHASHSEED=seed``: string hashes shape dict
+    probes on the request path, so the two must not differ in it) through ``args.cycles`` cycles;
+    returns them, the rows the run stored and the requests wrk counted with statistics on."""
     work = Path(tempfile.mkdtemp(prefix="unigate-stats-cost-"))
     upstream_port, on_port, off_port = 18190, 18191, 18192
     (work / "api.yaml").write_text(
@@ -192,7 +233,8 @@ def main() -> None:
     db = work / "stats.db"
     t0 = time.monotonic()
     prefill(db, args.prefill)
-    print(f"[stats_cost] prefilled {args.prefill} rows in {time.monotonic() - t0:.0f} s", file=sys.stderr)
+    if args.prefill:
+        print(f"[stats_cost] prefilled {args.prefill} rows in {time.monotonic() - t0:.0f} s", file=sys.stderr)
     on_env = dict(e.split("=", 1) for e in args.on_env)
     off_env = dict(e.split("=", 1) for e in args.off_env)
     on = Target("statistics on (SQLite)", on_port, {"DB_PATH": str(db), **on_env})
@@ -207,7 +249,7 @@ def main() -> None:
             )
         )
         for t in (on, off):
-            env = dict(os.environ, **t.env)
+            env = dict(os.environ, **t.env, PYTHONHASHSEED=str(seed))
             env.pop("REDIS_URL", None)
             t.proc = subprocess.Popen(
                 [
@@ -271,33 +313,36 @@ def main() -> None:
     stored = sqlite3.connect(db).execute("SELECT count(*) FROM request_stats").fetchone()[0]
     served = sum(on.requests) + warm_on
     shutil.rmtree(work)
-    report(args, on, off, stored - args.prefill, served)
+    return on, off, stored - args.prefill, served
 
 
-def report(args: argparse.Namespace, on: Target, off: Target, stored: int, served: int) -> None:
+def report(args: argparse.Namespace, pairs: list[tuple[Target, Target]], seed: int, stored: int, served: int) -> None:
     print(
         f"`bench/stats_cost.py --mode {args.mode} --prefill {args.prefill} --cycles {args.cycles} "
-        f"--slice {args.slice}` ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n"
+        f"--slice {args.slice} --pairs {args.pairs}{' --together' if args.together else ''}` "
+        f"(PYTHONHASHSEED {seed}…{seed + len(pairs) - 1}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n"
     )
-    print("| gateway | requests | CPU µs/request (total) | median of cycles | req/s (median slice) |")
-    print("|---|---:|---:|---:|---:|")
-    for t in (on, off):
-        per = [c / r for c, r in zip(t.cpu_us, t.requests, strict=True)]
-        rps = [r / s for r, s in zip(t.requests, t.seconds, strict=True)]
-        print(
-            f"| {t.name} | {sum(t.requests)} | {sum(t.cpu_us) / sum(t.requests):.0f} | {statistics.median(per):.0f} "
-            f"| {statistics.median(rps):.0f} |"
-        )
-    added, low, high = bootstrap(on, off)
-    pairs = [(a / b) / (c / d) - 1 for a, b, c, d in zip(on.cpu_us, on.requests, off.cpu_us, off.requests, strict=True)]
-    rps_on = [r / s for r, s in zip(on.requests, on.seconds, strict=True)]
-    rps_off = [r / s for r, s in zip(off.requests, off.seconds, strict=True)]
+    print("| pair | gateway | requests | CPU µs/request (total) | median of cycles | req/s (median slice) | added |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for index, (on, off) in enumerate(pairs):
+        one, low, high = bootstrap([(on, off)])
+        for t in (on, off):
+            per = [c / r for c, r in zip(t.cpu_us, t.requests, strict=True)]
+            rps = [r / s for r, s in zip(t.requests, t.seconds, strict=True)]
+            cell = f"{one:+.1f} % ({low:+.1f} … {high:+.1f})" if t is on else ""
+            print(
+                f"| {index + 1} | {t.name} | {sum(t.requests)} | {sum(t.cpu_us) / sum(t.requests):.0f} "
+                f"| {statistics.median(per):.0f} | {statistics.median(rps):.0f} | {cell} |"
+            )
+    added, low, high = bootstrap(pairs)
+    rps_on = [r / s for on, _ in pairs for r, s in zip(on.requests, on.seconds, strict=True)]
+    rps_off = [r / s for _, off in pairs for r, s in zip(off.requests, off.seconds, strict=True)]
     lost = (1 - statistics.median(rps_on) / statistics.median(rps_off)) * 100
     print(
-        f"\nStatistics add **{added:+.1f} %** CPU per request (95 % bootstrap interval over cycles "
-        f"{low:+.1f} … {high:+.1f} %; median of per-cycle differences {statistics.median(pairs) * 100:+.1f} %); "
-        f"throughput {lost:+.1f} % lower (median slices). Rows stored during the run: {stored}; requests "
-        f"wrk counted with statistics on: {served} (wrk does not count those in flight when a slice ends)."
+        f"\nStatistics add **{added:+.1f} %** CPU per request over all pairs (95 % bootstrap interval "
+        f"{low:+.1f} … {high:+.1f} %, resampling pairs and then cycles); throughput {lost:+.1f} % lower "
+        f"(median slices). Rows stored: {stored}; requests wrk counted with statistics on: {served} "
+        f"(wrk does not count those in flight when a slice ends)."
     )
 
 
