@@ -132,11 +132,11 @@ async def test_rows_of_different_lengths_are_refused_not_shifted(tmp_path: Path)
     appender = store._appender
     assert appender is not None
     rows = request_values([record(f"c{i}") for i in range(64)], SQLITE_ROWS)
-    rows[5] = rows[5][:-1]
-    with pytest.raises(ValueError) as info:
-        await appender.append(rows)
-    assert is_permanent_error(info.value)
-    assert count(tmp_path / "stats.db") == 0
+    for bad in ([*rows[:5], rows[5][:-1], *rows[6:]], [row[:-1] for row in rows]):  # one short, all short
+        with pytest.raises(ValueError) as info:
+            await appender.append(bad)
+        assert is_permanent_error(info.value)
+        assert count(tmp_path / "stats.db") == 0
     await store.close()
 
 

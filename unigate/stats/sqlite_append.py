@@ -158,11 +158,12 @@ class SqliteAppender:
 
     def _chunk_statement(self, part: Sequence[Row]) -> tuple[str, tuple[int, ...]]:
         """The statement for a full chunk — its all-``None`` columns as ``NULL`` literals — and
-        those columns' positions, last first (see :func:`_flatten`). ``ValueError`` if the rows'
-        lengths differ: a shorter row would shift every later value into the wrong column."""
+        those columns' positions, last first (see :func:`_flatten`). ``ValueError`` unless every
+        row has one value per column: a shorter row would shift every later value into the wrong
+        column."""
         size = len(part)
-        if len(set(map(len, part))) != 1:
-            raise ValueError("statistics rows of different lengths in one chunk")
+        if set(map(len, part)) != {self._columns}:
+            raise ValueError("statistics rows must have one value per column")
         nulls = tuple(
             i
             for i in range(self._columns - 1, -1, -1)
