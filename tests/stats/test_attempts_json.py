@@ -9,7 +9,6 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from unigate.stats import rows
 from unigate.stats.records import AttemptRecord
 from unigate.stats.rows import attempts_json
 
@@ -65,23 +64,3 @@ def test_the_single_attempt_text_is_cached_per_attempt_and_only_the_latency_vari
         channel="c", upstream_model="m", key_fingerprint="k", outcome="UpstreamTimeout", status=0, latency_ms=2.25
     )
     assert orjson.loads(attempts_json([other]))[0]["outcome"] == "UpstreamTimeout"
-
-
-def _one(latency: float) -> AttemptRecord:
-    return AttemptRecord(
-        channel="c", upstream_model="m", key_fingerprint=None, outcome="ok", status=200, latency_ms=latency
-    )
-
-
-def test_latency_texts_are_cached_but_each_zero_keeps_its_sign() -> None:
-    """``0.0 == -0.0`` (and they hash alike), so a cache keyed by the value would answer one for
-    the other: zeros are never cached."""
-    texts = [attempts_json([_one(value)]) for value in (0.0, -0.0, 0.0, 12.345, 12.345)]
-    assert [t[t.rindex(":") + 1 : -2] for t in texts] == ["0.0", "-0.0", "0.0", "12.345", "12.345"]
-
-
-def test_the_latency_text_cache_is_bounded() -> None:
-    for micros in range(rows._LATENCY_TEXTS + 10):
-        latency = micros / 1000 + 1
-        assert orjson.loads(attempts_json([_one(latency)]))[0]["latency_ms"] == latency
-    assert 0 < len(rows._LATENCY_TEXT) <= rows._LATENCY_TEXTS

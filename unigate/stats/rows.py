@@ -170,11 +170,6 @@ def aware_stamp(value: datetime) -> datetime:
 _ONE_ATTEMPT: dict[tuple[Any, ...], str] = {}
 """JSON of a one-attempt array up to its latency, by (channel, model, key, outcome, status)."""
 _LATENCY_TAIL = "0}]"
-_LATENCY_TEXTS = 4096
-_LATENCY_TEXT: dict[float, str] = {}
-"""``repr`` of recent latencies. A latency is rounded to the microsecond (``relay.Served.log``),
-so a steady upstream repeats a few thousand values, and ``repr`` of a float runs the shortest
-round-trip conversion (``_Py_dg_dtoa``, ~2 000 instructions; a dict hit is ~100)."""
 
 
 def _one_attempt_prefix(a: AttemptRecord, key: tuple[Any, ...]) -> str | None:
@@ -211,8 +206,7 @@ def attempts_json(attempts: Sequence[AttemptRecord]) -> str:
     Fastest path, for the common single attempt with a finite ``float`` latency: the JSON up to
     the latency is cached per (channel, model, key, outcome, status), and the latency appended as
     ``repr`` (the shortest text that reads back as the same float, as orjson writes it, though
-    exponents may be spelled differently: ``1e-05``), itself cached for recent latencies. It
-    halves the column's cost.
+    exponents may be spelled differently: ``1e-05``). It halves the column's cost.
     Fast path: the fields as they are, serialised by orjson. orjson would write NaN as ``null``,
     refuses lone surrogates, and writes NUL as ``\\u0000`` (which PostgreSQL's ``jsonb`` refuses):
     attempts with any of that take the field-by-field path."""
@@ -226,14 +220,7 @@ def attempts_json(attempts: Sequence[AttemptRecord]) -> str:
             except TypeError:  # an unhashable value: a producer bug, for the careful path
                 prefix = None
             if prefix is not None:
-                text = _LATENCY_TEXT.get(latency) if latency else None  # ±0.0 are equal: not cached
-                if text is None:
-                    text = repr(latency)
-                    if latency:
-                        if len(_LATENCY_TEXT) >= _LATENCY_TEXTS:
-                            _LATENCY_TEXT.clear()
-                        _LATENCY_TEXT[latency] = text
-                return f"{prefix}{text}}}]"
+                return f"{prefix}{latency!r}}}]"
     try:
         fast = [
             _attempt_dict(a, a.latency_ms)
