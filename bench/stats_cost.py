@@ -249,7 +249,7 @@ def run_pair(args: argparse.Namespace, seed: int) -> tuple[Target, Target, int, 
             )
         )
         for t in (on, off):
-            env = dict(os.environ, **t.env, PYTHONHASHSEED=str(seed))
+            env = {**os.environ, "PYTHONHASHSEED": str(seed), **t.env}  # --on-env / --off-env may override
             env.pop("REDIS_URL", None)
             t.proc = subprocess.Popen(
                 [
