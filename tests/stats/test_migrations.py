@@ -52,6 +52,13 @@ def _diff(conn: Connection) -> list[Any]:
     return list(compare_metadata(context, metadata))
 
 
+def _move_to(conn: Connection, target: str, down: bool = False) -> None:
+    """Upgrade (or downgrade) the database behind ``conn`` to revision ``target``."""
+    config = alembic_config()
+    config.attributes["connection"] = conn
+    (command.downgrade if down else command.upgrade)(config, target)
+
+
 def test_one_head() -> None:
     assert ScriptDirectory.from_config(alembic_config()).get_heads() == ["0003"]
 
@@ -171,14 +178,9 @@ async def test_0002_moves_attempts_into_the_request_row_and_back(db_target: DbTa
     and a downgrade rebuilds ``channel_stats`` from the JSON."""
     engine = create_engine(db_target.url, db_target.engine_options)
 
-    def run(conn: Connection, target: str, down: bool = False) -> None:
-        config = alembic_config()
-        config.attributes["connection"] = conn
-        (command.downgrade if down else command.upgrade)(config, target)
-
     try:
         async with engine.begin() as conn:
-            await conn.run_sync(run, "0001")
+            await conn.run_sync(_move_to, "0001")
             stamp = "'2026-01-02 03:04:05.000000'"
             await conn.exec_driver_sql(
                 "INSERT INTO request_stats (request_id, timestamp, endpoint, model, attempt_count, status, success,"
@@ -193,7 +195,7 @@ async def test_0002_moves_attempts_into_the_request_row_and_back(db_target: DbTa
                 f" NULL, true, 200, 'ok', 2.5), ('r1', 0, {stamp}, 'a', 'm', 'ma', 'key-1', false, 500,"
                 " 'UpstreamServerError', 1.5)"
             )
-            await conn.run_sync(run, "head")
+            await conn.run_sync(_move_to, "head")
             rows = dict((await conn.exec_driver_sql("SELECT request_id, attempts FROM request_stats")).all())
             assert {k: json.loads(v) for k, v in rows.items()} == {
                 "r1": [
@@ -217,7 +219,7 @@ async def test_0002_moves_attempts_into_the_request_row_and_back(db_target: DbTa
                 "r2": [],
             }
             assert "channel_stats" not in await conn.run_sync(_tables)
-            await conn.run_sync(run, "0001", True)
+            await conn.run_sync(_move_to, "0001", True)
             back = await conn.exec_driver_sql(
                 "SELECT request_id, attempt, channel, success, outcome FROM channel_stats ORDER BY attempt"
             )
@@ -238,20 +240,15 @@ async def test_0003_keeps_the_unique_request_id_index_on_postgresql_only(db_targ
     engine = create_engine(db_target.url, db_target.engine_options)
     postgres = engine.dialect.name == "postgresql"
 
-    def run(conn: Connection, target: str, down: bool = False) -> None:
-        config = alembic_config()
-        config.attributes["connection"] = conn
-        (command.downgrade if down else command.upgrade)(config, target)
-
     try:
         async with engine.begin() as conn:
-            await conn.run_sync(run, "0002")
+            await conn.run_sync(_move_to, "0002")
             assert "ug_request_stats_request_id" in await conn.run_sync(_request_stats_indexes)
-            await conn.run_sync(run, "0003")
+            await conn.run_sync(_move_to, "0003")
             after = await conn.run_sync(_request_stats_indexes)
             assert ("ug_request_stats_request_id" in after) is postgres
             assert {"ug_request_stats_timestamp", "ug_request_stats_client_key"} <= after
-            await conn.run_sync(run, "0002", True)
+            await conn.run_sync(_move_to, "0002", True)
             assert "ug_request_stats_request_id" in await conn.run_sync(_request_stats_indexes)
     finally:
         await engine.dispose()

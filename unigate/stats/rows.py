@@ -126,6 +126,7 @@ Stamp = Callable[[datetime], Any]
 _PREFIXES: dict[tuple[int, int, int, int, int, int], str] = {}
 _NEVER = datetime.min.replace(tzinfo=UTC)
 _ONE_SECOND = timedelta(seconds=1)
+_LAST_SECOND = datetime.max.replace(microsecond=0, tzinfo=UTC)
 _SECOND: tuple[datetime, datetime, str] = (_NEVER, _NEVER, "")
 """The last second stamped: its start, the next second's start, and its text. One tuple, so that
 a reader never pairs one second's bounds with another's text."""
@@ -157,9 +158,6 @@ def sqlite_stamp(value: datetime) -> str:
     if start < _LAST_SECOND:  # the next second exists
         _SECOND = (start, start + _ONE_SECOND, prefix)
     return prefix + str(1_000_000 + value.microsecond)[1:]
-
-
-_LAST_SECOND = datetime.max.replace(microsecond=0, tzinfo=UTC)
 
 
 def aware_stamp(value: datetime) -> datetime:
