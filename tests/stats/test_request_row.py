@@ -12,10 +12,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.stats.builders import CHAT, record
 from unigate.stats.records import AttemptRecord, RequestRecord
 from unigate.stats.rows import (
     MAX_ERROR_CHARS,
     POSTGRES_ROWS,
+    REQUEST_COLUMNS,
     SQLITE_ROWS,
     RowFormat,
     _clean_row,
@@ -140,20 +142,8 @@ def test_a_record_with_an_odd_value_gets_the_careful_row(fmt: RowFormat, record:
 
 def test_a_plain_record_takes_the_fast_path_and_keeps_its_values() -> None:
     stamp = datetime(2026, 11, 28, 13, 5, 9, 1234, tzinfo=UTC)
-    record = RequestRecord(
-        request_id="r1",
-        timestamp=stamp,
-        endpoint="POST /v1/chat/completions",
-        client_key="team-0",
-        model="gpt-4o",
-        status=200,
-        success=True,
-        latency_ms=1.5,
-        prompt_tokens=12,
-        completion_tokens=5,
-        stream=True,
-    )
-    row = request_row(record, SQLITE_ROWS)
-    assert row[:3] == ("r1", "2026-11-28 13:05:09.001234", "POST /v1/chat/completions")
-    assert row[11] == 1 and row[20] == 17 and row[21] == 0 and row[23] == 1
-    assert request_row(record, POSTGRES_ROWS)[11] is True
+    plain = record("r1", timestamp=stamp, prompt_tokens=12, completion_tokens=5, stream=True)
+    row = dict(zip(REQUEST_COLUMNS, request_row(plain, SQLITE_ROWS), strict=True))
+    assert (row["request_id"], row["timestamp"], row["endpoint"]) == ("r1", "2026-11-28 13:05:09.001234", CHAT)
+    assert (row["success"], row["total_tokens"], row["tokens_estimated"], row["stream"]) == (1, 17, 0, 1)
+    assert dict(zip(REQUEST_COLUMNS, request_row(plain, POSTGRES_ROWS), strict=True))["success"] is True

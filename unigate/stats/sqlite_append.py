@@ -127,7 +127,9 @@ class SqliteAppender:
         return self._conn
 
     async def append(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Insert ``rows`` in one transaction (``ON CONFLICT DO NOTHING`` is in the statement)."""
+        """Insert ``rows`` in one transaction: all of them, or none when it raises (the statement's
+        ``ON CONFLICT DO NOTHING`` never fires here: SQLite keeps no unique ``request_id``,
+        migration 0003)."""
         if not rows:
             return
         async with self._lock:
