@@ -153,6 +153,10 @@ def prefill(db: Path, rows: int) -> None:
             conn.executemany(insert, batch)
             conn.execute("COMMIT")
             batch.clear()
+    conn.execute(  # the time windows' blocks (migration 0004), as the gateway's own writes add them
+        "INSERT INTO request_stats_blocks (first_id, last_id, min_timestamp, max_timestamp)"
+        " SELECT min(id), max(id), min(timestamp), max(timestamp) FROM request_stats GROUP BY id / 4096 ORDER BY 1"
+    )
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
 

@@ -41,11 +41,17 @@ def _ours(name: str | None, type_: str, parent_names: Any) -> bool:
 
 def _diff(conn: Connection) -> list[Any]:
     """What autogenerate would change to make the database match schema.py (our tables only;
-    an index declared for another dialect with ``ddl_if``, which alembic ignores, is skipped)."""
+    an index declared for another dialect with ``ddl_if``, which alembic ignores, is skipped, and
+    so is a table whose ``info["dialects"]`` leaves this one out)."""
 
     def meant_here(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-        ddl_if = getattr(obj if not reflected else compare_to, "_ddl_if", None)
-        return ddl_if is None or ddl_if.dialect in (None, conn.dialect.name)
+        model = obj if not reflected else compare_to
+        ddl_if = getattr(model, "_ddl_if", None)
+        if ddl_if is not None and ddl_if.dialect not in (None, conn.dialect.name):
+            return False
+        table = model if type_ == "table" else getattr(model, "table", None)
+        dialects = table.info.get("dialects") if table is not None else None
+        return dialects is None or conn.dialect.name in dialects
 
     opts = {"version_table": VERSION_TABLE, "compare_type": True, "include_name": _ours, "include_object": meant_here}
     context = MigrationContext.configure(conn, opts=opts)
@@ -60,7 +66,7 @@ def _move_to(conn: Connection, target: str, down: bool = False) -> None:
 
 
 def test_one_head() -> None:
-    assert ScriptDirectory.from_config(alembic_config()).get_heads() == ["0003"]
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == ["0004"]
 
 
 async def _check_fresh_migration(engine: AsyncEngine) -> None:
@@ -69,8 +75,9 @@ async def _check_fresh_migration(engine: AsyncEngine) -> None:
     await migrate(engine)
     await migrate(engine)  # idempotent
     async with engine.connect() as conn:
-        assert await conn.run_sync(_tables) == {"request_stats", VERSION_TABLE}
-        assert await conn.run_sync(_revision) == "0003"
+        blocks = {"request_stats_blocks"} if conn.dialect.name == "sqlite" else set()
+        assert await conn.run_sync(_tables) == {"request_stats", VERSION_TABLE, *blocks}
+        assert await conn.run_sync(_revision) == "0004"
         assert await conn.run_sync(_diff) == [], "the migrations and schema.py disagree"
 
 
@@ -111,7 +118,7 @@ async def test_concurrent_migrations_from_several_processes(make_store: StoreFac
     try:
         await asyncio.gather(*(s.open() for s in stores))
         async with stores[0].engine.connect() as conn:
-            assert await conn.run_sync(_revision) == "0003"
+            assert await conn.run_sync(_revision) == "0004"
     finally:
         for s in stores:
             await s.close()
@@ -250,5 +257,70 @@ async def test_0003_keeps_the_unique_request_id_index_on_postgresql_only(db_targ
             assert {"ug_request_stats_timestamp", "ug_request_stats_client_key"} <= after
             await conn.run_sync(_move_to, "0002", True)
             assert "ug_request_stats_request_id" in await conn.run_sync(_request_stats_indexes)
+    finally:
+        await engine.dispose()
+
+
+async def test_0004_narrows_the_rows_and_back(db_target: DbTarget) -> None:
+    """Rows written by revision 0003 read back the same after the upgrade (their JSON kept, their
+    last latency copied into ``upstream_ms``); on SQLite the two time indexes give way to blocks
+    that cover every old row. A row written compactly afterwards (``attempts`` NULL) gets its
+    JSON written out again by a downgrade, with ``attempt_count`` and ``total_tokens`` recomputed."""
+    engine = create_engine(db_target.url, db_target.engine_options)
+    sqlite = engine.dialect.name == "sqlite"
+    one = '[{"channel":"c","upstream_model":"um","key_fingerprint":"k","outcome":"ok","status":200,"latency_ms":2.5}]'
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_move_to, "0003")
+            for request_id, stamp, attempts, count in (
+                ("old-1", "2026-01-02 03:04:05.000000", one, 1),
+                ("old-2", "2026-01-02 03:05:05.000000", "[]", 0),
+            ):
+                await conn.exec_driver_sql(
+                    "INSERT INTO request_stats (request_id, timestamp, endpoint, model, channel, upstream_model,"
+                    " upstream_key, attempt_count, attempts, status, success, latency_ms, prompt_tokens,"
+                    " completion_tokens, cached_tokens, reasoning_tokens, total_tokens, tokens_estimated, cost,"
+                    f" stream) VALUES ('{request_id}', '{stamp}', 'POST /v1/chat/completions', 'm', 'c', 'um', 'k',"
+                    f" {count}, '{attempts}', 200, true, 3, 4, 5, 0, 0, 9, false, 0.5, false)"
+                )
+            await conn.run_sync(_move_to, "0004")
+            after = (
+                await conn.exec_driver_sql("SELECT request_id, attempts, upstream_ms FROM request_stats ORDER BY id")
+            ).all()
+            assert [tuple(r) for r in after] == [("old-1", one, 2.5), ("old-2", "[]", None)]
+            indexes = await conn.run_sync(_request_stats_indexes)
+            assert ({"ug_request_stats_timestamp", "ug_request_stats_client_key"} <= indexes) is not sqlite
+            if sqlite:
+                blocks = (
+                    await conn.exec_driver_sql(
+                        "SELECT first_id, last_id, min_timestamp, max_timestamp FROM request_stats_blocks"
+                    )
+                ).all()
+                ids = [r[0] for r in (await conn.exec_driver_sql("SELECT id FROM request_stats ORDER BY id")).all()]
+                assert [tuple(b) for b in blocks] == [
+                    (ids[0], ids[1], "2026-01-02 03:04:05.000000", "2026-01-02 03:05:05.000000")
+                ]
+            await conn.exec_driver_sql(
+                "INSERT INTO request_stats (request_id, timestamp, endpoint, model, channel, upstream_model,"
+                " upstream_key, attempts, status, success, latency_ms, upstream_ms, prompt_tokens,"
+                " completion_tokens, cached_tokens, reasoning_tokens, tokens_estimated, cost, stream)"
+                " VALUES ('new-1', '2026-01-02 03:06:05.000000', 'POST /v1/chat/completions', 'm', 'c', 'um', 'k',"
+                " NULL, 200, true, 3, 2.5, 4, 5, 0, 0, false, 0.5, false)"
+            )
+            await conn.run_sync(_move_to, "0003", True)
+            back = (
+                await conn.exec_driver_sql(
+                    "SELECT request_id, attempts, attempt_count, total_tokens FROM request_stats ORDER BY id"
+                )
+            ).all()
+            assert [(r[0], json.loads(r[1]), r[2], r[3]) for r in back] == [
+                ("old-1", json.loads(one), 1, 9),
+                ("old-2", [], 0, 9),
+                ("new-1", json.loads(one), 1, 9),
+            ]
+            assert {"ug_request_stats_timestamp", "ug_request_stats_client_key"} <= await conn.run_sync(
+                _request_stats_indexes
+            )
+            assert "request_stats_blocks" not in await conn.run_sync(_tables)
     finally:
         await engine.dispose()

@@ -3,6 +3,7 @@ path gives — same values, same types — and any record it cannot take goes th
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from unigate.stats.rows import (
     RowFormat,
     _clean_row,
     _fast_row,
+    record_from_row,
     request_row,
 )
 
@@ -70,6 +72,30 @@ PLAIN = st.builds(
     content=st.none() | PLAIN_TEXT,
 )
 """Records every value of which is storable as it is: the fast path must take them all."""
+
+
+@st.composite
+def own_attempt(draw: st.DrawFn) -> RequestRecord:
+    """A plain record whose one attempt is its own (the compact form), or differs from it in one
+    field (the JSON form)."""
+    base = draw(PLAIN)
+    channel, model = base.channel or "openai", base.upstream_model or "gpt-4o"
+    own = {
+        "channel": channel,
+        "upstream_model": model,
+        "key_fingerprint": base.upstream_key,
+        "outcome": "ok",
+        "status": base.status,
+        "latency_ms": draw(st.floats(min_value=0, max_value=1e6)),
+    }
+    differ = draw(st.sampled_from([None, "channel", "upstream_model", "key_fingerprint", "outcome", "status"]))
+    if differ == "status":
+        own["status"] = base.status ^ 1
+    elif differ == "key_fingerprint":
+        own["key_fingerprint"] = None if base.upstream_key else "k"
+    elif differ is not None:
+        own[differ] += "x"
+    return replace(base, channel=channel, upstream_model=model, attempts=(AttemptRecord(**own),))
 
 TEXT_FIELDS = (
     "request_id",
@@ -130,6 +156,26 @@ def test_plain_records_take_the_fast_path_and_get_the_careful_row(fmt: RowFormat
 
 
 @FORMATS
+@given(record=own_attempt())
+def test_a_record_with_its_own_attempt_gets_the_careful_row(fmt: RowFormat, record: RequestRecord) -> None:
+    assert _fast_row(record, fmt.stamp, fmt.bits) is not None
+    expected = careful(record, fmt)
+    assert not isinstance(expected, type)
+    same(request_row(record, fmt), expected)
+    row = dict(zip(REQUEST_COLUMNS, expected, strict=True))
+    (attempt,) = record.attempts
+    compact = (attempt.channel, attempt.upstream_model, attempt.key_fingerprint, attempt.outcome, attempt.status) == (
+        record.channel,
+        record.upstream_model,
+        record.upstream_key,
+        "ok",
+        record.status,
+    )
+    assert (row["attempts"] is None) is compact
+    assert row["upstream_ms"] == attempt.latency_ms
+
+
+@FORMATS
 @given(record=one_odd_value())
 def test_a_record_with_an_odd_value_gets_the_careful_row(fmt: RowFormat, record: RequestRecord) -> None:
     expected = careful(record, fmt)
@@ -145,5 +191,21 @@ def test_a_plain_record_takes_the_fast_path_and_keeps_its_values() -> None:
     plain = record("r1", timestamp=stamp, prompt_tokens=12, completion_tokens=5, stream=True)
     row = dict(zip(REQUEST_COLUMNS, request_row(plain, SQLITE_ROWS), strict=True))
     assert (row["request_id"], row["timestamp"], row["endpoint"]) == ("r1", "2026-11-28 13:05:09.001234", CHAT)
-    assert (row["success"], row["total_tokens"], row["tokens_estimated"], row["stream"]) == (1, 17, 0, 1)
+    assert (row["success"], row["tokens_estimated"], row["stream"]) == (1, 0, 1)
+    assert (row["prompt_tokens"], row["completion_tokens"], row["attempts"], row["upstream_ms"]) == (12, 5, "[]", None)
     assert dict(zip(REQUEST_COLUMNS, request_row(plain, POSTGRES_ROWS), strict=True))["success"] is True
+
+
+def test_the_rows_own_attempt_is_stored_as_null_and_read_back_whole() -> None:
+    own = AttemptRecord(
+        channel="openai", upstream_model="gpt-4o", key_fingerprint="key-0", outcome="ok", status=200, latency_ms=80.25
+    )
+    plain = record("r1", channel="openai", upstream_model="gpt-4o", upstream_key="key-0", attempts=(own,))
+    row = dict(zip(REQUEST_COLUMNS, request_row(plain, SQLITE_ROWS), strict=True))
+    assert (row["attempts"], row["upstream_ms"]) == (None, 80.25)
+    assert record_from_row({**row, "timestamp": plain.timestamp, "success": True}).attempts == (own,)
+    retried = replace(plain, attempts=(replace(own, outcome="UpstreamTimeout", status=0), own))
+    row = dict(zip(REQUEST_COLUMNS, request_row(retried, SQLITE_ROWS), strict=True))
+    assert [a["outcome"] for a in json.loads(row["attempts"])] == ["UpstreamTimeout", "ok"]
+    assert row["upstream_ms"] == 80.25
+    assert record_from_row({**row, "timestamp": plain.timestamp}).attempts == retried.attempts

@@ -51,9 +51,10 @@ async def test_a_retried_postgres_batch_is_not_stored_twice(pg_schema: PgSchema)
         await store.close()
 
 
-async def test_sqlite_keeps_no_request_id_index(sqlite_path: Path) -> None:
+async def test_sqlite_keeps_no_index_on_the_rows_and_finds_windows_through_blocks(sqlite_path: Path) -> None:
     """SQLite: a commit is never in doubt (it returns or rolls back), so the index that makes
-    PostgreSQL retries idempotent would only cost every insert (migration 0003)."""
+    PostgreSQL retries idempotent would only cost every insert (migration 0003); time windows are
+    ranges of the table's own key, bounded from the blocks table (migration 0004)."""
     sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     store = StatsStore(sqlite_url(sqlite_path))
     try:
@@ -62,7 +63,42 @@ async def test_sqlite_keeps_no_request_id_index(sqlite_path: Path) -> None:
             found = await conn.exec_driver_sql(
                 "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'request_stats'"
             )
-            assert {row[0] for row in found} == {"ug_request_stats_timestamp", "ug_request_stats_client_key"}
+            assert {row[0] for row in found} == set()
+            plan = await conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT count(*) FROM request_stats WHERE timestamp >= '2026-01-01' AND id >="
+                " (SELECT min(first_id) FROM request_stats_blocks WHERE max_timestamp >= '2026-01-01')"
+            )
+            details = " | ".join(str(row[-1]) for row in plan)
+            assert "SEARCH request_stats USING INTEGER PRIMARY KEY (rowid>?)" in details, details
+            assert "SEARCH request_stats_blocks USING INDEX ug_request_stats_blocks_max" in details, details
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("where", ["file", "memory"])
+async def test_every_sqlite_write_records_its_block(sqlite_path: Path, where: str) -> None:
+    """Through the appender (a file) and through SQLAlchemy (``:memory:``) alike: one block per
+    write, with the ids it inserted and its oldest and newest timestamp."""
+    sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    store = StatsStore(sqlite_url(sqlite_path) if where == "file" else "sqlite+aiosqlite:///:memory:")
+    try:
+        await store.write([record("a", 5), record("b", 9), record("c", 7)])
+        await store.write([record("d", 1)])
+        async with store.engine.connect() as conn:
+            blocks = (
+                await conn.exec_driver_sql(
+                    "SELECT first_id, last_id, min_timestamp, max_timestamp FROM request_stats_blocks ORDER BY id"
+                )
+            ).all()
+            stored = dict((await conn.exec_driver_sql("SELECT request_id, id FROM request_stats")).all())
+        stamp = {
+            name: (NOW - timedelta(minutes=m)).strftime("%Y-%m-%d %H:%M:%S.%f")
+            for name, m in (("a", 5), ("b", 9), ("c", 7), ("d", 1))
+        }
+        assert [tuple(b) for b in blocks] == [
+            (stored["a"], stored["c"], stamp["b"], stamp["a"]),
+            (stored["d"], stored["d"], stamp["d"], stamp["d"]),
+        ]
     finally:
         await store.close()
 

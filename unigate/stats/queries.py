@@ -11,7 +11,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Select, String, and_, case, cast, func, literal_column, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    String,
+    Subquery,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    literal_column,
+    select,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.compiler import compiles
@@ -19,28 +33,59 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from unigate.stats.rows import record_from_row
-from unigate.stats.schema import RequestStat
+from unigate.stats.schema import RequestBlock, RequestStat
 
 __all__ = ["MAX_PAGE", "request_page", "spend_since", "stats_summary", "timeseries"]
 
 MAX_PAGE = 1000
 RS = RequestStat
+RB = RequestBlock
 
 
-def _attempts(conn: AsyncConnection) -> tuple[Any, ColumnElement[Any], ColumnElement[bool]]:
-    """``request_stats`` joined with one row per element of its ``attempts`` array, as
-    ``(from clause, attempt's channel, attempt succeeded)`` for this connection's backend."""
+def _window(conn: AsyncConnection, since: datetime | None, until: datetime | None = None) -> list[ColumnElement[bool]]:
+    """Conditions for ``since <= timestamp < until`` (either may be None). PostgreSQL finds them
+    through its ``timestamp`` index; SQLite keeps no such index (migration 0004) and bounds the
+    table's own key instead, from ``request_stats_blocks``: every row at or after ``since`` has
+    an id at or after the first id of a block whose newest timestamp is at or after ``since``
+    (and symmetrically for ``until``). An empty window compares with NULL and selects nothing."""
+    sqlite = conn.dialect.name == "sqlite"
+    conditions: list[ColumnElement[bool]] = []
+    if since is not None:
+        conditions.append(RS.timestamp >= since)
+        if sqlite:
+            first = select(func.min(RB.first_id)).where(RB.max_timestamp >= since).scalar_subquery()
+            conditions.append(RS.id >= first)
+    if until is not None:
+        conditions.append(RS.timestamp < until)
+        if sqlite:
+            last = select(func.max(RB.last_id)).where(RB.min_timestamp < until).scalar_subquery()
+            conditions.append(RS.id <= last)
+    return conditions
+
+
+def _attempt_rows(conn: AsyncConnection, since: datetime) -> Subquery:
+    """One row per upstream attempt of the requests at or after ``since``, as columns
+    ``timestamp``, ``model`` (the request's), ``channel`` and ``ok`` (the attempt succeeded):
+    the rows whose ``attempts`` is NULL stand for their own one successful attempt; the others'
+    JSON arrays are expanded (compiled per backend)."""
+    window = _window(conn, since)
+    own = select(RS.timestamp, RS.model, RS.channel, literal(True).label("ok")).where(RS.attempts.is_(None), *window)
     if conn.dialect.name == "postgresql":
         each = func.jsonb_array_elements(cast(RS.attempts, JSONB)).table_valued("value").alias("a")
-        return (
-            RS.__table__.join(each, literal_column("true")),
-            each.c.value.op("->>")("channel"),
-            (each.c.value.op("->>")("outcome") == "ok"),
-        )
-    each = func.json_each(RS.attempts).table_valued("value").alias("a")
-    channel = func.json_extract(each.c.value, "$.channel", type_=String)
-    outcome = func.json_extract(each.c.value, "$.outcome", type_=String)
-    return RS.__table__.join(each, literal_column("1")), channel, outcome == "ok"
+        joined = RS.__table__.join(each, literal_column("true"))
+        channel: ColumnElement[Any] = each.c.value.op("->>")("channel")
+        outcome: ColumnElement[Any] = each.c.value.op("->>")("outcome")
+    else:
+        each = func.json_each(RS.attempts).table_valued("value").alias("a")
+        joined = RS.__table__.join(each, literal_column("1"))
+        channel = func.json_extract(each.c.value, "$.channel", type_=String)
+        outcome = func.json_extract(each.c.value, "$.outcome", type_=String)
+    listed = (
+        select(RS.timestamp, RS.model, channel.label("channel"), (outcome == "ok").label("ok"))
+        .select_from(joined)
+        .where(RS.attempts.is_not(None), *window)
+    )
+    return union_all(own, listed).subquery("attempt_rows")
 
 
 def _rate(ok: int, total: int) -> float:
@@ -56,13 +101,13 @@ async def stats_summary(conn: AsyncConnection, since: datetime, hours: int) -> d
     ``key_request_counts``. Success rates count attempts (``channel_stats``), as uni-api does;
     request counts count client requests. ``ip_request_counts`` is always empty: unigate does not
     store client addresses. Lists are sorted by rate or count, descending, then by name."""
-    joined, channel, succeeded = _attempts(conn)
+    attempt = _attempt_rows(conn, since).c
+    window = _window(conn, since)
     by_channel_model = (
         await conn.execute(
-            select(channel, RS.model, func.count().label("total"), _ok(succeeded).label("ok"))
-            .select_from(joined)
-            .where(RS.timestamp >= since)
-            .group_by(channel, RS.model)
+            select(attempt.channel, attempt.model, func.count().label("total"), _ok(attempt.ok).label("ok")).group_by(
+                attempt.channel, attempt.model
+            )
         )
     ).all()
     totals: dict[str, list[int]] = {}
@@ -71,8 +116,8 @@ async def stats_summary(conn: AsyncConnection, since: datetime, hours: int) -> d
         counts[0] += int(t)
         counts[1] += int(k)
     by_channel = [(c, t, k) for c, (t, k) in totals.items()]
-    models = await _counts(conn, RS.model, since)
-    endpoints = await _counts(conn, RS.endpoint, since)
+    models = await _counts(conn, RS.model, window)
+    endpoints = await _counts(conn, RS.endpoint, window)
     usage = (
         await conn.execute(
             select(
@@ -83,7 +128,7 @@ async def stats_summary(conn: AsyncConnection, since: datetime, hours: int) -> d
                 func.coalesce(func.sum(RS.cached_tokens), 0),
                 func.coalesce(func.sum(RS.reasoning_tokens), 0),
                 func.coalesce(func.sum(RS.cost), 0.0),
-            ).where(RS.timestamp >= since)
+            ).where(*window)
         )
     ).one()
     keys = (
@@ -91,10 +136,10 @@ async def stats_summary(conn: AsyncConnection, since: datetime, hours: int) -> d
             select(
                 RS.client_key,
                 func.count().label("n"),
-                func.coalesce(func.sum(RS.total_tokens), 0),
+                func.coalesce(func.sum(RS.prompt_tokens), 0) + func.coalesce(func.sum(RS.completion_tokens), 0),
                 func.coalesce(func.sum(RS.cost), 0.0),
             )
-            .where(RS.timestamp >= since)
+            .where(*window)
             .group_by(RS.client_key)
         )
     ).all()
@@ -131,10 +176,8 @@ async def stats_summary(conn: AsyncConnection, since: datetime, hours: int) -> d
     }
 
 
-async def _counts(conn: AsyncConnection, column: Any, since: datetime) -> list[tuple[Any, int]]:
-    rows = (
-        await conn.execute(select(column, func.count().label("n")).where(RS.timestamp >= since).group_by(column))
-    ).all()
+async def _counts(conn: AsyncConnection, column: Any, window: list[ColumnElement[bool]]) -> list[tuple[Any, int]]:
+    rows = (await conn.execute(select(column, func.count().label("n")).where(*window).group_by(column))).all()
     return sorted(((r[0], int(r[1])) for r in rows), key=lambda r: (-r[1], r[0] or ""))
 
 
@@ -164,21 +207,44 @@ async def request_page(
         conditions.append(RS.status == status)
     if success is not None:
         conditions.append(RS.success.is_(success))
-    if since is not None:
-        conditions.append(RS.timestamp >= since)
-    if until is not None:
-        conditions.append(RS.timestamp < until)
+    conditions += _window(conn, since, until)
     query: Select[Any] = select(RequestStat.__table__).order_by(RS.timestamp.desc(), RS.id.desc())
+    query = query.limit(limit).offset(offset)
+    if conn.dialect.name == "sqlite":  # no timestamp index: look among the newest blocks first
+        floor = await _newest_floor(conn, offset + limit)
+        if floor is not None:
+            rows = (await conn.execute(query.where(*conditions, *_window(conn, floor)))).mappings().all()
+            if len(rows) == limit:
+                return [record_from_row(r).to_row() for r in rows]
     if conditions:
         query = query.where(and_(*conditions))
-    rows = (await conn.execute(query.limit(limit).offset(offset))).mappings().all()
+    rows = (await conn.execute(query)).mappings().all()
     return [record_from_row(r).to_row() for r in rows]
+
+
+async def _newest_floor(conn: AsyncConnection, count: int) -> datetime | None:
+    """A time at or before the ``count``-th newest timestamp, from the newest blocks (SQLite):
+    the oldest timestamp of the fewest newest blocks that hold ``count`` rows. So a page whose
+    matches at or after it fill the page is the page of the whole table; when they do not (a
+    filter, deleted rows), :func:`request_page` asks again without it. None: fewer rows than
+    ``count`` (no bound helps)."""
+    blocks = await conn.execute(
+        select(RB.min_timestamp, RB.last_id - RB.first_id + 1).order_by(RB.max_timestamp.desc()).limit(count)
+    )
+    floor: datetime | None = None
+    held = 0
+    for oldest, rows in blocks:
+        floor = oldest if floor is None else min(floor, oldest)
+        held += int(rows)
+        if held >= count:
+            return floor
+    return None
 
 
 async def spend_since(conn: AsyncConnection, client_key: str, since: datetime) -> float:
     """Total ``cost`` (USD) of ``client_key``'s requests at or after ``since``."""
     value = await conn.scalar(
-        select(func.coalesce(func.sum(RS.cost), 0.0)).where(RS.client_key == client_key, RS.timestamp >= since)
+        select(func.coalesce(func.sum(RS.cost), 0.0)).where(RS.client_key == client_key, *_window(conn, since))
     )
     return float(value or 0.0)
 
@@ -212,6 +278,7 @@ async def timeseries(conn: AsyncConnection, since: datetime, bucket_seconds: int
     empty buckets are absent. ``bucket`` is the bucket's start (ISO 8601 UTC)."""
     width: ColumnElement[Any] = literal_column(str(int(bucket_seconds)))
     rb = _BucketStart(RS.timestamp, width)
+    window = _window(conn, since)
     requests = await conn.execute(
         select(
             rb,
@@ -223,7 +290,7 @@ async def timeseries(conn: AsyncConnection, since: datetime, bucket_seconds: int
             func.coalesce(func.sum(RS.prompt_tokens), 0),
             func.coalesce(func.sum(RS.completion_tokens), 0),
         )
-        .where(RS.timestamp >= since)
+        .where(*window)
         .group_by(rb, RS.channel)
     )
     cells: dict[tuple[int, str | None], dict[str, Any]] = {}
@@ -236,12 +303,12 @@ async def timeseries(conn: AsyncConnection, since: datetime, bucket_seconds: int
             "prompt_tokens": int(prompt),
             "completion_tokens": int(completion),
         }
-    joined, channel_of_attempt, succeeded = _attempts(conn)
+    attempt = _attempt_rows(conn, since).c
+    ab = _BucketStart(attempt.timestamp, width)
     attempts = await conn.execute(
-        select(rb, channel_of_attempt, func.count(), func.coalesce(func.sum(case((succeeded, 0), else_=1)), 0))
-        .select_from(joined)
-        .where(RS.timestamp >= since)
-        .group_by(rb, channel_of_attempt)
+        select(ab, attempt.channel, func.count(), func.coalesce(func.sum(case((attempt.ok, 0), else_=1)), 0)).group_by(
+            ab, attempt.channel
+        )
     )
     for bucket, channel, n, errors in attempts:
         cell = cells.setdefault((int(bucket), channel), _empty_cell())

@@ -1,7 +1,8 @@
 """Records ⇄ table rows, with the sanitising every backend needs.
 
 ``request_row`` turns a record into insert parameters (one row per request, its attempts as a
-JSON array) that any supported database accepts, whatever the producer put in them:
+JSON array, or ``NULL`` for the one attempt that the row's own columns describe) that any
+supported database accepts, whatever the producer put in them:
 
 - ``\\x00`` in text becomes U+FFFD (PostgreSQL ``TEXT`` rejects NUL); lone surrogates become ``?``
   (they cannot be encoded as UTF-8);
@@ -98,19 +99,18 @@ REQUEST_COLUMNS: tuple[str, ...] = (
     "channel",
     "upstream_model",
     "upstream_key",
-    "attempt_count",
     "attempts",
     "status",
     "success",
     "error_class",
     "error_message",
     "latency_ms",
+    "upstream_ms",
     "ttft_ms",
     "prompt_tokens",
     "completion_tokens",
     "cached_tokens",
     "reasoning_tokens",
-    "total_tokens",
     "tokens_estimated",
     "cost",
     "stream",
@@ -272,10 +272,13 @@ POSTGRES_ROWS = RowFormat(aware_stamp, bool, {False: False, True: True})
 def request_row(record: RequestRecord, fmt: RowFormat) -> tuple[Any, ...]:
     """The ``request_stats`` row of ``record`` as a tuple in :data:`REQUEST_COLUMNS` order, ready
     for the driver (no dict, no ORM processing: this is the statistics cost every request pays).
-    The attempts go in the same row, as JSON. A record whose values are all storable as they are
-    (ASCII text without NUL, counts in range, finite numbers — nearly every record) takes a fast
-    path that checks them in bulk; any other is sanitised field by field. The tuple holds only
-    plain values, so the garbage collector untracks it."""
+    The attempts go in the same row: as ``NULL`` when there is exactly one and it is the row's
+    own (same channel, upstream model, key and status, outcome ``ok``; its latency is
+    ``upstream_ms``), else as JSON — building that JSON was a fifth of a row's cost. A record
+    whose values are all storable as they are (ASCII text without NUL, counts in range, finite
+    numbers — nearly every record) takes a fast path that checks them in bulk; any other is
+    sanitised field by field. The tuple holds only plain values, so the garbage collector
+    untracks it."""
     row = _fast_row(record, fmt.stamp, fmt.bits)
     return row if row is not None else _clean_row(record, fmt.stamp, fmt.truth)
 
@@ -286,10 +289,11 @@ def request_values(records: Sequence[RequestRecord], fmt: RowFormat) -> list[tup
 
 
 _COUNT_MAX = _INT64_MAX // 2
-"""Each token count is at most this, so that the stored sum ``total_tokens`` fits too. It is
-``2**62 - 1``, so the fast path checks four counts at once: ``(a | b | c | d) >> 62 == 0`` holds
-exactly when each is in ``0 … _COUNT_MAX`` (a negative int keeps its sign bits through the
-shift). Larger cached or reasoning counts are valid but rare: the careful path takes them."""
+"""Each token count is at most this, so that ``prompt_tokens + completion_tokens`` (which the
+queries add) fits in 64 bits too. It is ``2**62 - 1``, so the fast path checks four counts at
+once: ``(a | b | c | d) >> 62 == 0`` holds exactly when each is in ``0 … _COUNT_MAX`` (a negative
+int keeps its sign bits through the shift). Larger cached or reasoning counts are valid but
+rare: the careful path takes them."""
 
 
 def _fast_row(r: RequestRecord, stamp: Stamp, bits: Mapping[Any, Any]) -> tuple[Any, ...] | None:
@@ -327,17 +331,34 @@ def _fast_row(r: RequestRecord, stamp: Stamp, bits: Mapping[Any, Any]) -> tuple[
             and _INT32_MIN <= status <= _INT32_MAX
         ):
             return None
-        ttft, moderation = r.ttft_ms, r.moderation_ms
+        ttft, moderation, attempts = r.ttft_ms, r.moderation_ms, r.attempts
+        last = attempts[-1] if attempts else None
+        upstream = None if last is None else last.latency_ms
         if not (
             (ttft is None or type(ttft) is float)
             and (moderation is None or type(moderation) is float)
-            and math.isfinite(latency + cost + (ttft or 0.0) + (moderation or 0.0))
+            and (upstream is None or type(upstream) is float)
+            and math.isfinite(latency + cost + (ttft or 0.0) + (moderation or 0.0) + (upstream or 0.0))
         ):
             return None
         success, estimated, stream = bits[r.success], bits[r.tokens_estimated], bits[r.stream]
+        if last is None:
+            detail: str | None = "[]"
+        elif (
+            len(attempts) == 1
+            and last.outcome == "ok"
+            and last.status == status
+            and last.channel == channel  # checked str or None above; None takes the JSON
+            and last.upstream_model == upstream_model
+            and last.key_fingerprint == upstream_key
+            and channel is not None
+            and upstream_model is not None
+        ):
+            detail = None  # the row's own attempt: NULL, expanded on read (see record_from_row)
+        else:
+            detail = attempts_json(attempts)
     except (TypeError, KeyError):  # a value of the wrong type: the careful path converts or refuses it
         return None
-    attempts = r.attempts
     return (
         request_id,
         stamp(r.timestamp),
@@ -347,19 +368,18 @@ def _fast_row(r: RequestRecord, stamp: Stamp, bits: Mapping[Any, Any]) -> tuple[
         channel,
         upstream_model,
         upstream_key,
-        len(attempts),
-        attempts_json(attempts),
+        detail,
         status,
         success,
         error_class,
         error,
         latency,
+        upstream,
         ttft,
         prompt,
         completion,
         cached,
         reasoning,
-        prompt + completion,
         estimated,
         cost,
         stream,
@@ -369,29 +389,30 @@ def _fast_row(r: RequestRecord, stamp: Stamp, bits: Mapping[Any, Any]) -> tuple[
 
 
 def _clean_row(r: RequestRecord, stamp: Stamp, truth: Callable[[bool], Any]) -> tuple[Any, ...]:
-    prompt, completion = _count(r.prompt_tokens), _count(r.completion_tokens)
+    channel, upstream_model, upstream_key = _text(r.channel), _text(r.upstream_model), _text(r.upstream_key)
+    status = _status(r.status)
+    detail, upstream = _clean_attempts(r.attempts, channel, upstream_model, upstream_key, status)
     return (
         _required_text(r.request_id),
         stamp(r.timestamp),
         _required_text(r.endpoint),
         _text(r.client_key),
         _text(r.model),
-        _text(r.channel),
-        _text(r.upstream_model),
-        _text(r.upstream_key),
-        len(r.attempts),
-        attempts_json(r.attempts),
-        _status(r.status),
+        channel,
+        upstream_model,
+        upstream_key,
+        detail,
+        status,
         truth(bool(r.success)),
         _text(r.error_class),
         _text(r.error_message, MAX_ERROR_CHARS),
         _number(r.latency_ms),
+        upstream,
         _optional_number(r.ttft_ms),
-        prompt,
-        completion,
+        _count(r.prompt_tokens),
+        _count(r.completion_tokens),
         _count(r.cached_tokens),
         _count(r.reasoning_tokens),
-        min(prompt + completion, _INT64_MAX),
         truth(bool(r.tokens_estimated)),
         _number(r.cost),
         truth(bool(r.stream)),
@@ -400,8 +421,52 @@ def _clean_row(r: RequestRecord, stamp: Stamp, truth: Callable[[bool], Any]) -> 
     )
 
 
+def _clean_attempts(
+    attempts: Sequence[AttemptRecord], channel: str | None, model: str | None, key: str | None, status: int
+) -> tuple[str | None, float | None]:
+    """The careful path's ``attempts`` and ``upstream_ms`` columns, from sanitised row values:
+    the same choice as the fast path's, made on what will be stored."""
+    if not attempts:
+        return "[]", None
+    last = attempts[-1]
+    upstream = _optional_number(last.latency_ms)
+    if (
+        len(attempts) == 1
+        and upstream is not None
+        and channel is not None
+        and model is not None
+        and _required_text(last.outcome) == "ok"
+        and _status(last.status) == status
+        and _required_text(last.channel) == channel
+        and _required_text(last.upstream_model) == model
+        and _text(last.key_fingerprint) == key
+    ):
+        return None, upstream
+    return attempts_json(attempts), upstream
+
+
+def _attempts_of(row: Mapping[str, Any]) -> tuple[AttemptRecord, ...]:
+    """The attempts a row stores: its JSON array, or (``NULL``) the one attempt its own columns
+    describe."""
+    text = row["attempts"]
+    if text is not None:
+        return tuple(AttemptRecord.from_row(a) for a in orjson.loads(text or "[]"))
+    upstream = row["upstream_ms"]
+    return (
+        AttemptRecord(
+            channel=row["channel"],
+            upstream_model=row["upstream_model"],
+            key_fingerprint=row["upstream_key"],
+            outcome="ok",
+            status=int(row["status"]),
+            latency_ms=0.0 if upstream is None else float(upstream),
+        ),
+    )
+
+
 def record_from_row(row: Mapping[str, Any]) -> RequestRecord:
-    """A record rebuilt from its ``request_stats`` row (attempts from its JSON column)."""
+    """A record rebuilt from its ``request_stats`` row (attempts from its JSON column, or from the
+    row's own columns when that is ``NULL``)."""
     return RequestRecord(
         request_id=row["request_id"],
         timestamp=row["timestamp"],
@@ -411,7 +476,7 @@ def record_from_row(row: Mapping[str, Any]) -> RequestRecord:
         channel=row["channel"],
         upstream_model=row["upstream_model"],
         upstream_key=row["upstream_key"],
-        attempts=tuple(AttemptRecord.from_row(a) for a in orjson.loads(row["attempts"] or "[]")),
+        attempts=_attempts_of(row),
         status=int(row["status"]),
         success=bool(row["success"]),
         error_class=row["error_class"],

@@ -27,6 +27,8 @@ Contract (what keeps the event loop responsive):
   checkpoints itself (``wal_autocheckpoint=0``). Every ``checkpoint_every`` appended rows a
   PASSIVE checkpoint (the only step that fsyncs) runs in a worker thread on its own connection.
 - One append at a time (an ``asyncio.Lock``); cancellation rolls the transaction back.
+- With ``blocks``, each append also records the range of ids it inserted and its smallest and
+  largest timestamp (:class:`Blocks`), in the same transaction.
 """
 
 from __future__ import annotations
@@ -37,11 +39,12 @@ import logging
 import re
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import chain
 from operator import itemgetter
 from typing import Any
 
-__all__ = ["SqliteAppender"]
+__all__ = ["Blocks", "SqliteAppender"]
 
 _log = logging.getLogger("unigate.stats")
 
@@ -98,12 +101,40 @@ def _flatten(rows: Sequence[Row], width: int, drop: tuple[int, ...]) -> list[Any
     return flat
 
 
+@dataclass(frozen=True, slots=True)
+class Blocks:
+    """How an append records what it inserted, for a block-range time index: ``last_id`` selects
+    the table's largest id (0 when empty); ``insert`` takes (first id, last id, smallest stamp,
+    largest stamp); ``stamp`` is the position of the timestamp in a row. Every id an append
+    inserts is above the largest before it (SQLite gives ``max(rowid) + 1``; only a table that
+    reached rowid 2**63 - 1 would pick random ones), and no other writer inserts meanwhile
+    (``BEGIN IMMEDIATE``)."""
+
+    last_id: str
+    insert: str
+    stamp: int
+
+    def of(self, rows: Sequence[Row], before: int, last: int) -> tuple[Any, ...]:
+        """``insert``'s parameters for ``rows``, inserted after id ``before`` up to id ``last``."""
+        stamps = list(map(itemgetter(self.stamp), rows))
+        return (before + 1, last, min(stamps), max(stamps))
+
+
 class SqliteAppender:
     """See the module docstring. ``path`` is the database file; ``insert_sql`` the single-row
     INSERT in SQLite's ``?`` paramstyle (see :func:`multi_row`)."""
 
-    def __init__(self, path: str, insert_sql: str, *, chunk: int = 64, checkpoint_every: int = 20_000) -> None:
+    def __init__(
+        self,
+        path: str,
+        insert_sql: str,
+        *,
+        chunk: int = 64,
+        checkpoint_every: int = 20_000,
+        blocks: Blocks | None = None,
+    ) -> None:
         self._path = path
+        self._blocks = blocks
         self._sql = insert_sql
         self._columns = columns_of(insert_sql)
         self._chunks: dict[tuple[int, ...], str] = {}
@@ -136,6 +167,8 @@ class SqliteAppender:
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
+                blocks = self._blocks
+                before = conn.execute(blocks.last_id).fetchone()[0] if blocks is not None else 0
                 chunk = self._chunk
                 for start in range(0, len(rows), chunk):
                     if start:
@@ -146,6 +179,9 @@ class SqliteAppender:
                         conn.execute(sql, _flatten(part, self._columns, nulls))
                     else:
                         conn.executemany(self._sql, part)
+                if blocks is not None:
+                    last = conn.execute(blocks.last_id).fetchone()[0]
+                    conn.execute(blocks.insert, blocks.of(rows, before, last))
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:

@@ -32,7 +32,7 @@ from unigate.stats.engine import create_engine, immediate
 from unigate.stats.records import RequestRecord
 from unigate.stats.rows import POSTGRES_ROWS, REQUEST_COLUMNS, SQLITE_ROWS, request_row
 from unigate.stats.schema import RequestStat
-from unigate.stats.sqlite_append import SqliteAppender
+from unigate.stats.sqlite_append import Blocks, SqliteAppender
 
 __all__ = [
     "DEFAULT_DB_PATH",
@@ -49,6 +49,12 @@ SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 INSERT_CHUNK = 500
 """Records per driver call within a write's transaction (bounds each event-loop stall)."""
 _log = logging.getLogger("unigate.stats")
+SQLITE_BLOCKS = Blocks(
+    last_id="SELECT coalesce(max(id), 0) FROM request_stats",
+    insert="INSERT INTO request_stats_blocks (first_id, last_id, min_timestamp, max_timestamp) VALUES (?, ?, ?, ?)",
+    stamp=REQUEST_COLUMNS.index("timestamp"),
+)
+"""SQLite: each write records its block (:class:`~unigate.stats.schema.RequestBlock`)."""
 
 
 class StatsStoreError(Exception):
@@ -222,7 +228,7 @@ class StatsStore:
                 raise StatsStoreError(message) from exc
             self._engine, self._writer = engine, immediate(engine)
             if self.backend == "sqlite" and database and database != ":memory:":
-                self._appender = SqliteAppender(database, self._insert_sql(engine.dialect))
+                self._appender = SqliteAppender(database, self._insert_sql(engine.dialect), blocks=SQLITE_BLOCKS)
             _log.info("statistics database ready: %s", self.display_url)
             return engine
 
@@ -264,7 +270,8 @@ class StatsStore:
         commit runs in this process and either returns or rolls back (migration 0003). A
         big batch never holds the event loop for long: PostgreSQL rows go in chunks of
         :data:`INSERT_CHUNK` (asyncpg pipelines them on the loop), SQLite rows through
-        :class:`SqliteAppender`."""
+        :class:`SqliteAppender`. On SQLite the write's block is recorded with it
+        (:data:`SQLITE_BLOCKS`)."""
         if not rows:
             return
         engine = await self._ready()
@@ -272,10 +279,15 @@ class StatsStore:
             await self._appender.append(rows)
             return
         assert self._writer is not None
+        sqlite = self.backend == "sqlite"
         async with self._writer.begin() as conn:
+            before = (await conn.exec_driver_sql(SQLITE_BLOCKS.last_id)).scalar_one() if sqlite else 0
             sql = self._insert_sql(engine.dialect)
             for start in range(0, len(rows), INSERT_CHUNK):
                 await conn.exec_driver_sql(sql, list(rows[start : start + INSERT_CHUNK]))
+            if sqlite:
+                last = (await conn.exec_driver_sql(SQLITE_BLOCKS.last_id)).scalar_one()
+                await conn.exec_driver_sql(SQLITE_BLOCKS.insert, SQLITE_BLOCKS.of(rows, before, last))
 
     def _since(self, hours: float) -> datetime:
         if hours <= 0:
