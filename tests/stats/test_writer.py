@@ -116,15 +116,13 @@ async def test_a_full_queue_drops_the_oldest_and_counts_them(store: StatsStore) 
 
 async def test_records_that_cannot_be_stored_are_dropped_alone(store: StatsStore) -> None:
     writer = StatsWriter(store, batch_size=10, flush_interval=3600)
-    bad = record("bad", status="not-a-number")  # a producer bug: status is not an int
-    assert writer.submit(record("good-1"))
-    assert writer.submit(bad)
+    for name in ("bad-0", "good-1", "bad-1", "bad-2", "good-2", "bad-3"):  # first, twice in a row, last
+        assert writer.submit(record(name, status="not-a-number") if name.startswith("bad") else record(name))
     assert writer.submit(object()) is False  # type: ignore[arg-type]
-    assert writer.submit(record("good-2"))
-    assert (writer.queued, writer.rejected) == (3, 1)
+    assert (writer.queued, writer.rejected) == (6, 1)
     assert await writer.flush()
-    assert await stored_ids(store) == {"good-1", "good-2"}
-    assert (writer.written, writer.rejected, writer.queued, writer.healthy) == (2, 2, 0, True)
+    assert [r["request_id"] for r in await store.requests()] == ["good-2", "good-1"]  # newest first
+    assert (writer.written, writer.rejected, writer.queued, writer.healthy) == (2, 5, 0, True)
 
 
 class CorruptingSink(RecordingSink):

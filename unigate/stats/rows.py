@@ -259,6 +259,12 @@ class RowFormat:
     ``bool`` agrees); anything else is a ``KeyError`` (or ``TypeError``) and takes the careful
     path. Not a tuple: ``(0, 1)[-2]`` would quietly answer 0 for a true value."""
 
+    def row(self, record: RequestRecord) -> tuple[Any, ...]:
+        """:func:`request_row` in this format. The statistics writer calls this bound method for
+        every record, one Python frame fewer than through :func:`request_row`."""
+        row = _fast_row(record, self.stamp, self.bits)
+        return row if row is not None else _clean_row(record, self.stamp, self.truth)
+
 
 SQLITE_ROWS = RowFormat(sqlite_stamp, int, {False: 0, True: 1})
 """SQLite: text timestamps; booleans as 0/1, because the ``sqlite3`` module sends every value that
@@ -279,8 +285,7 @@ def request_row(record: RequestRecord, fmt: RowFormat) -> tuple[Any, ...]:
     numbers — nearly every record) takes a fast path that checks them in bulk; any other is
     sanitised field by field. The tuple holds only plain values, so the garbage collector
     untracks it."""
-    row = _fast_row(record, fmt.stamp, fmt.bits)
-    return row if row is not None else _clean_row(record, fmt.stamp, fmt.truth)
+    return fmt.row(record)
 
 
 def request_values(records: Sequence[RequestRecord], fmt: RowFormat) -> list[tuple[Any, ...]]:

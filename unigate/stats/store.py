@@ -30,7 +30,7 @@ from unigate.errors import redact
 from unigate.stats import queries
 from unigate.stats.engine import create_engine, immediate
 from unigate.stats.records import RequestRecord
-from unigate.stats.rows import POSTGRES_ROWS, REQUEST_COLUMNS, SQLITE_ROWS, request_row
+from unigate.stats.rows import POSTGRES_ROWS, REQUEST_COLUMNS, SQLITE_ROWS
 from unigate.stats.schema import RequestStat
 from unigate.stats.sqlite_append import Blocks, SqliteAppender
 
@@ -186,6 +186,9 @@ class StatsStore:
         self.display_url = mask_url(url)
         self.backend = parsed.get_backend_name()
         self._format = POSTGRES_ROWS if self.backend == "postgresql" else SQLITE_ROWS
+        self.row: Callable[[RequestRecord], tuple[Any, ...]] = self._format.row
+        """``record`` as this backend's insert parameters (:func:`~unigate.stats.rows.request_row`);
+        the format's own bound method, so the writer's call to it is one Python frame."""
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -254,10 +257,6 @@ class StatsStore:
                 raise RuntimeError("the compiled statistics INSERT does not take REQUEST_COLUMNS in order")
             self._insert_text = str(compiled)
         return self._insert_text
-
-    def row(self, record: RequestRecord) -> tuple[Any, ...]:
-        """``record`` as this backend's insert parameters (:func:`~unigate.stats.rows.request_row`)."""
-        return request_row(record, self._format)
 
     async def write(self, records: Sequence[RequestRecord]) -> None:
         """Insert ``records``: :meth:`write_rows` of their :meth:`row`."""
