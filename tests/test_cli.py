@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -56,3 +57,37 @@ def test_python_dash_m_runs_the_same_cli() -> None:
         timeout=60,
     )
     assert out.returncode == 0 and "ok — " in out.stdout
+
+
+def test_gen0_threshold_reads_its_variable() -> None:
+    from unigate.app import GC_GEN0_DEFAULT, gen0_threshold
+
+    assert gen0_threshold({}) == GC_GEN0_DEFAULT
+    assert gen0_threshold({"UNIGATE_GC_GEN0": " 2500 "}) == 2500
+    for bad in ("0", "-5", "many", "1e4"):
+        assert gen0_threshold({"UNIGATE_GC_GEN0": bad}) == GC_GEN0_DEFAULT
+
+
+def test_a_server_app_freezes_its_heap_and_raises_the_gen0_threshold(tmp_path: Path) -> None:
+    """In its own process: the test process's collector must not be changed."""
+    import subprocess
+
+    config = tmp_path / "api.yaml"
+    config.write_text(
+        "providers:\n  - provider: p\n    base_url: http://127.0.0.1:9/v1\n    api: sk-up\n    model: [m]\n"
+        "api_keys:\n  - api: sk-test-client\n"
+    )
+    script = (
+        "import gc, sys\n"
+        "from starlette.testclient import TestClient\n"
+        "from unigate.app import create_app\n"
+        "from unigate.config.load import load_source\n"
+        "app = create_app(load_source(sys.argv[1]), env={'DISABLE_DATABASE': 'true', 'UNIGATE_GC_GEN0': '4321'},"
+        " freeze_heap=True)\n"
+        "before = gc.get_threshold()\n"
+        "with TestClient(app):\n"
+        "    print(before[0], gc.get_threshold()[0], gc.get_freeze_count() > 0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(config)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["700", "4321", "True"]
