@@ -97,6 +97,7 @@ def own_attempt(draw: st.DrawFn) -> RequestRecord:
         own[differ] += "x"
     return replace(base, channel=channel, upstream_model=model, attempts=(AttemptRecord(**own),))
 
+
 TEXT_FIELDS = (
     "request_id",
     "endpoint",

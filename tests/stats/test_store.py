@@ -163,7 +163,9 @@ def _known_records() -> list[RequestRecord]:
             "r1",
             10,
             channel="openai",
-            attempts=(attempt("openai"),),
+            upstream_model="up-model",
+            upstream_key="key-0123456789",
+            attempts=(attempt("openai"),),  # the row's own attempt: stored compactly (attempts NULL)
             prompt_tokens=100,
             completion_tokens=50,
             cached_tokens=10,
@@ -198,6 +200,16 @@ def _known_records() -> list[RequestRecord]:
         record("r5", 30 * 60, client_key="carol", channel="openai", attempts=(attempt("openai"),), cost=9.0),
         record("r6", 5, model=None, endpoint="GET /v1/models", latency_ms=2.0),
     ]
+
+
+async def test_the_known_records_store_one_attempt_compactly(store: StatsStore) -> None:
+    """r1's one attempt is its own: stored as NULL (the rates below count it through the union)."""
+    await store.write(_known_records())
+    async with store.engine.connect() as conn:
+        compact = (await conn.exec_driver_sql("SELECT request_id FROM request_stats WHERE attempts IS NULL")).all()
+    assert [row[0] for row in compact] == ["r1"]
+    (r1,) = [r for r in await store.requests(limit=10) if r["request_id"] == "r1"]
+    assert r1["attempts"] == [attempt("openai").to_row()]
 
 
 async def test_v1_stats_over_one_hour(store: StatsStore) -> None:

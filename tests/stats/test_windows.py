@@ -36,6 +36,8 @@ def _records(writes: list[list[int]]) -> list[list[RequestRecord]]:
                     client_key=("alice", "bob")[n % 2],
                     cost=float(n + 1),  # whole dollars: sums are exact
                     channel="openai",
+                    upstream_model="up-model",  # with the attempt's model and key: the successes
+                    upstream_key="key-0123456789",  # are stored compactly, the failures as JSON
                     success=ok,
                     status=200 if ok else 502,
                     attempts=(attempt("openai", "ok" if ok else "UpstreamServerError", 200 if ok else 502),),
