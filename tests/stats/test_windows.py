@@ -1,6 +1,7 @@
-"""Time windows over many writes whose timestamps overlap and arrive out of order: on SQLite they
-are found through the blocks table (no timestamp index, migration 0004), on PostgreSQL through its
-index. Either way every query must answer exactly what a plain filter over all rows answers."""
+"""Time windows on SQLite over many writes whose timestamps overlap and arrive out of order: they
+are found through the blocks table (no timestamp index, migration 0004), and every query must
+answer exactly what a plain filter over all rows answers. (PostgreSQL keeps its timestamp index;
+its windows are checked by the backend-parametrised filters in test_store.)"""
 
 from __future__ import annotations
 
