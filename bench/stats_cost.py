@@ -5,7 +5,7 @@ statistics (``DB_PATH``), one with ``DISABLE_DATABASE=true``. The load (wrk + th
 upstream, on the other core) alternates between them in short slices, ABBA order, for many
 cycles, so the machine's slow drift (a shared VM's neighbours, clock changes) hits both alike.
 
-Accounting: a gateway's CPU time (utime + stime of its process group, from ``/proc``) is read at
+Accounting: a gateway's CPU time (its process group's threads, from ``/proc/…/schedstat``) is read at
 the start of each of its slices; one cycle's cost is the CPU between two consecutive slice starts
 divided by the requests served in the slice. Work a gateway does after its slice — the statistics
 writer's flush, timers, the WAL checkpoint thread — lands in its own cycle, not in the other's.
@@ -51,7 +51,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_KEY = "sk-bench-client"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -66,16 +65,22 @@ class Target:
 
 
 def group_cpu_us(pgid: int) -> float:
-    """utime + stime of every live process in the process group, in µs."""
+    """CPU time of every live thread of every process in the process group, in µs: the first
+    field of ``/proc/<pid>/task/<tid>/schedstat`` (nanoseconds on a CPU, kernel and user alike).
+    Not ``utime + stime`` from ``/proc/<pid>/stat``: those count clock ticks (10 ms here), which
+    over a one-second slice is a 1 % step. A thread that exits between two reads loses its time;
+    the gateway's threads (event loop, aiosqlite, the executor's) live as long as it does."""
     total = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             rest = stat.read_text().rsplit(") ", 1)[1].split()
-        except (OSError, IndexError):
+            if int(rest[2]) != pgid:
+                continue
+            for task in (stat.parent / "task").iterdir():
+                total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, IndexError, ValueError):
             continue
-        if int(rest[2]) == pgid:
-            total += int(rest[11]) + int(rest[12])
-    return total * 1e6 / CLK_TCK
+    return total / 1000
 
 
 def wait_ready(port: int, timeout: float = 120) -> None:
