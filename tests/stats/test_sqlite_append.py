@@ -120,10 +120,43 @@ async def test_rows_in_full_chunks_are_stored_exactly_whatever_their_nulls(tmp_p
     stored = sorted(await store.requests(limit=1000), key=lambda row: row["request_id"])
     assert stored == [r.to_row() for r in originals]
     assert store._appender is not None
-    first, second = sorted(store._appender._chunks, key=len, reverse=True)  # a statement per chunk
+    nulls = [key[0] for key in store._appender._chunks]
+    first, second = sorted(nulls, key=len, reverse=True)  # a statement per chunk
     checked = (REQUEST_COLUMNS.index("channel"), REQUEST_COLUMNS.index("error_class"))
     assert [c in first for c in checked] == [True, True]  # NULL literals in the first chunk
     assert [c in second for c in checked] == [False, False]  # bound in the second
+    await store.close()
+
+
+def test_multi_row_statements_bind_shared_columns_once() -> None:
+    one = "INSERT INTO t (a, b, c, d) VALUES (?, ?, ?, ?)"
+    assert multi_row(one, 2, frozenset({3}), (0, 2)) == (
+        "INSERT INTO t (a, b, c, d) VALUES (?1, ?3, ?2, NULL), (?1, ?4, ?2, NULL)"
+    )
+
+
+async def test_text_shared_by_a_whole_chunk_is_bound_once_and_stored_in_every_row(tmp_path: Path) -> None:
+    """A shared text column is one parameter for the chunk; a chunk where it varies binds it per
+    row; either way every row reads back as written."""
+    store = await open_store(tmp_path / "stats.db")
+    originals = [
+        record(
+            f"s{i:03d}",
+            minutes_ago=i,
+            client_key="team-a" if i < 64 or i % 2 else "team-b",  # shared in the first chunk only
+            model="gpt-4o",  # shared in both
+        )
+        for i in range(64 * 2)
+    ]
+    await store.write(originals)
+    stored = sorted(await store.requests(limit=1000), key=lambda row: row["request_id"])
+    assert stored == [r.to_row() for r in originals]
+    assert store._appender is not None
+    shared = sorted((key[1] for key in store._appender._chunks), key=len, reverse=True)
+    client_key, model = REQUEST_COLUMNS.index("client_key"), REQUEST_COLUMNS.index("model")
+    assert len(shared) == 2
+    assert client_key in shared[0] and model in shared[0]
+    assert client_key not in shared[1] and model in shared[1]
     await store.close()
 
 
@@ -145,7 +178,7 @@ async def test_the_chunk_statement_cache_is_bounded(tmp_path: Path) -> None:
     appender = store._appender
     assert appender is not None
     for i in range(32):  # as if 32 different sets of all-NULL columns had been seen
-        appender._chunks[(100 + i,)] = ("unused", tuple)
+        appender._chunks[((100 + i,), ())] = "unused"
     await store.write([record(f"c{i}") for i in range(64)])
     assert len(appender._chunks) == 1 and count(tmp_path / "stats.db") == 64
     await store.close()

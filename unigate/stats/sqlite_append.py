@@ -12,8 +12,10 @@ docs/performance.md). The rows of a last, shorter chunk go through the single-ro
 Binding is most of what the ``sqlite3`` module costs (callgrind: ~26 000 of ~38 000 instructions
 a row), and a ``None`` is the dearest value to bind (see ``_NULLS`` below). A column that is
 ``None`` in every row of a chunk — errors, content, moderation time in most chunks — is written
-as a ``NULL`` literal in that chunk's statement instead of being bound 64 times; statements are
-cached per such set of columns.
+as a ``NULL`` literal in that chunk's statement instead of being bound 64 times; and a text
+column (of those the caller names ``shared``) with one value in every row of a chunk is bound
+once, as ``?1`` … (text is the dearest value to bind; see ``_chunk_statement``). Statements are
+cached per such pair of column sets.
 
 Contract (what keeps the event loop responsive):
 
@@ -62,7 +64,7 @@ sqlite3.register_adapter(type(None), _NULLS.get)
 
 
 _MAX_CHUNK_STATEMENTS = 32
-"""Chunk statements kept (one per set of all-NULL columns; in practice a handful)."""
+"""Chunk statements kept (one per set of all-NULL and of shared columns; in practice a handful)."""
 
 _ONE_ROW = re.compile(r"\bVALUES (\((?:\?, )*\?\))")
 
@@ -74,14 +76,33 @@ def _values_group(insert_sql: str) -> re.Match[str]:
     return match
 
 
-def multi_row(insert_sql: str, rows: int, nulls: frozenset[int] = frozenset()) -> str:
+def multi_row(insert_sql: str, rows: int, nulls: frozenset[int] = frozenset(), shared: tuple[int, ...] = ()) -> str:
     """``insert_sql`` (a single-row ``INSERT … VALUES (?, …, ?) …``) made to take ``rows`` rows,
-    with the columns at the 0-based positions ``nulls`` written as ``NULL`` instead of bound.
-    ``ValueError`` if it has no such VALUES group. SQLite binds at most 32 766 parameters per
+    with the columns at the 0-based positions ``nulls`` written as ``NULL`` instead of bound, and
+    the columns at the positions ``shared`` (ascending) bound once for every row: they take the
+    parameters ``?1`` … ``?k`` in that order, every other value the numbers after them, row after
+    row. ``ValueError`` if it has no such VALUES group. SQLite binds at most 32 766 parameters per
     statement (``SQLITE_MAX_VARIABLE_NUMBER`` since 3.32): callers keep ``rows × columns`` under it."""
     match = _values_group(insert_sql)
-    group = "(" + ", ".join("NULL" if i in nulls else "?" for i in range(columns_of(insert_sql))) + ")"
-    return f"{insert_sql[: match.start(1)]}{', '.join([group] * rows)}{insert_sql[match.end(1) :]}"
+    columns = columns_of(insert_sql)
+    if not shared:
+        group = "(" + ", ".join("NULL" if i in nulls else "?" for i in range(columns)) + ")"
+        return f"{insert_sql[: match.start(1)]}{', '.join([group] * rows)}{insert_sql[match.end(1) :]}"
+    once = {column: number for number, column in enumerate(shared, 1)}
+    number = len(shared)
+    groups = []
+    for _ in range(rows):
+        values = []
+        for i in range(columns):
+            if i in nulls:
+                values.append("NULL")
+            elif i in once:
+                values.append(f"?{once[i]}")
+            else:
+                number += 1
+                values.append(f"?{number}")
+        groups.append("(" + ", ".join(values) + ")")
+    return f"{insert_sql[: match.start(1)]}{', '.join(groups)}{insert_sql[match.end(1) :]}"
 
 
 def columns_of(insert_sql: str) -> int:
@@ -132,12 +153,14 @@ class SqliteAppender:
         chunk: int = 64,
         checkpoint_every: int = 20_000,
         blocks: Blocks | None = None,
+        shared: tuple[int, ...] = (),
     ) -> None:
         self._path = path
+        self._shared = tuple(sorted(shared))
         self._blocks = blocks
         self._sql = insert_sql
         self._columns = columns_of(insert_sql)
-        self._chunks: dict[tuple[int, ...], str] = {}
+        self._chunks: dict[tuple[tuple[int, ...], tuple[int, ...]], str] = {}
         self._chunk = chunk
         self._checkpoint_every = checkpoint_every
         self._since_checkpoint = 0
@@ -175,8 +198,8 @@ class SqliteAppender:
                         await asyncio.sleep(0)
                     part = rows[start : start + chunk]
                     if len(part) == chunk:
-                        sql, nulls = self._chunk_statement(part)
-                        conn.execute(sql, _flatten(part, self._columns, nulls))
+                        sql, drop, head = self._chunk_statement(part)
+                        conn.execute(sql, head + _flatten(part, self._columns, drop))
                     else:
                         conn.executemany(self._sql, part)
                 if blocks is not None:
@@ -194,25 +217,36 @@ class SqliteAppender:
             self._checkpointing = asyncio.ensure_future(asyncio.to_thread(self._checkpoint))
             self._checkpointing.add_done_callback(self._checkpointed)
 
-    def _chunk_statement(self, part: Sequence[Row]) -> tuple[str, tuple[int, ...]]:
-        """The statement for a full chunk — its all-``None`` columns as ``NULL`` literals — and
-        those columns' positions, last first (see :func:`_flatten`). ``ValueError`` unless every
-        row has one value per column: a shorter row would shift every later value into the wrong
-        column."""
+    def _chunk_statement(self, part: Sequence[Row]) -> tuple[str, tuple[int, ...], list[Any]]:
+        """The statement for a full chunk, the columns :func:`_flatten` must drop for it (last
+        first), and the values to bind before the flattened rest. Its all-``None`` columns are
+        ``NULL`` literals; each of the ``shared`` columns whose value is one ``str`` in every row
+        (endpoint, client key, model, channel … while one client uses one model) is bound once
+        as a numbered parameter, because binding text is the dearest part of a row's insert: the
+        ``sqlite3`` module binds it ``SQLITE_TRANSIENT``, so SQLite copies it into a fresh
+        allocation, under its mutex (callgrind, docs/performance.md). ``ValueError`` unless every
+        row has one value per column: a shorter row would shift every later value into the
+        wrong column."""
         size = len(part)
         if set(map(len, part)) != {self._columns}:
             raise ValueError("statistics rows must have one value per column")
+        first = part[0]
         nulls = tuple(
             i
             for i in range(self._columns - 1, -1, -1)
-            if part[0][i] is None and list(map(itemgetter(i), part)).count(None) == size
+            if first[i] is None and list(map(itemgetter(i), part)).count(None) == size
         )
-        found = self._chunks.get(nulls)
+        shared = tuple(
+            i for i in self._shared if type(first[i]) is str and list(map(itemgetter(i), part)).count(first[i]) == size
+        )
+        key = (nulls, shared)
+        found = self._chunks.get(key)
         if found is None:
             if len(self._chunks) >= _MAX_CHUNK_STATEMENTS:
                 self._chunks.clear()
-            found = self._chunks[nulls] = multi_row(self._sql, size, frozenset(nulls))
-        return found, nulls
+            found = self._chunks[key] = multi_row(self._sql, size, frozenset(nulls), shared)
+        drop = tuple(sorted(nulls + shared, reverse=True)) if shared else nulls
+        return found, drop, [first[i] for i in shared]
 
     def _checkpoint(self) -> None:
         conn = sqlite3.connect(self._path, timeout=5)

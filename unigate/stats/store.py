@@ -56,6 +56,13 @@ SQLITE_BLOCKS = Blocks(
 )
 """SQLite: each write records its block (:class:`~unigate.stats.schema.RequestBlock`)."""
 
+SQLITE_SHARED = tuple(
+    REQUEST_COLUMNS.index(name)
+    for name in ("endpoint", "client_key", "model", "channel", "upstream_model", "upstream_key")
+)
+"""SQLite: the text columns that consecutive requests often share, bound once per chunk when all
+of its rows do (:class:`~unigate.stats.sqlite_append.SqliteAppender`)."""
+
 
 class StatsStoreError(Exception):
     """The statistics database cannot be used; the message names it by its masked URL."""
@@ -231,7 +238,9 @@ class StatsStore:
                 raise StatsStoreError(message) from exc
             self._engine, self._writer = engine, immediate(engine)
             if self.backend == "sqlite" and database and database != ":memory:":
-                self._appender = SqliteAppender(database, self._insert_sql(engine.dialect), blocks=SQLITE_BLOCKS)
+                self._appender = SqliteAppender(
+                    database, self._insert_sql(engine.dialect), blocks=SQLITE_BLOCKS, shared=SQLITE_SHARED
+                )
             _log.info("statistics database ready: %s", self.display_url)
             return engine
 
