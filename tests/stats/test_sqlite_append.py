@@ -177,7 +177,7 @@ async def test_the_chunk_statement_cache_is_bounded(tmp_path: Path) -> None:
     store = await open_store(tmp_path / "stats.db")
     appender = store._appender
     assert appender is not None
-    for i in range(32):  # as if 32 different sets of all-NULL columns had been seen
+    for i in range(64):  # as if 64 different sets of all-NULL columns had been seen
         appender._chunks[((100 + i,), ())] = "unused"
     await store.write([record(f"c{i}") for i in range(64)])
     assert len(appender._chunks) == 1 and count(tmp_path / "stats.db") == 64

@@ -63,8 +63,11 @@ _NULLS: dict[None, None] = {}
 sqlite3.register_adapter(type(None), _NULLS.get)
 
 
-_MAX_CHUNK_STATEMENTS = 32
-"""Chunk statements kept (one per set of all-NULL and of shared columns; in practice a handful)."""
+_MAX_CHUNK_STATEMENTS = 64
+"""Chunk statements kept, one per (all-NULL columns, shared columns) pair: a handful for one kind
+of traffic, more for a mix of clients, models and errors. Beyond this many all are forgotten and
+built again as needed: ~0.2 ms for the text, plus SQLite's prepare unless the ``sqlite3`` module
+still caches it (128 statements by default)."""
 
 _ONE_ROW = re.compile(r"\bVALUES (\((?:\?, )*\?\))")
 
@@ -89,19 +92,11 @@ def multi_row(insert_sql: str, rows: int, nulls: frozenset[int] = frozenset(), s
         group = "(" + ", ".join("NULL" if i in nulls else "?" for i in range(columns)) + ")"
         return f"{insert_sql[: match.start(1)]}{', '.join([group] * rows)}{insert_sql[match.end(1) :]}"
     once = {column: number for number, column in enumerate(shared, 1)}
-    number = len(shared)
-    groups = []
-    for _ in range(rows):
-        values = []
-        for i in range(columns):
-            if i in nulls:
-                values.append("NULL")
-            elif i in once:
-                values.append(f"?{once[i]}")
-            else:
-                number += 1
-                values.append(f"?{number}")
-        groups.append("(" + ", ".join(values) + ")")
+    values = ("NULL" if i in nulls else f"?{once[i]}" if i in once else "?{}" for i in range(columns))
+    template = "(" + ", ".join(values) + ")"
+    per = template.count("{}")  # the values each row binds itself
+    first = len(shared) + 1
+    groups = [template.format(*range(start, start + per)) for start in range(first, first + rows * per, per)]
     return f"{insert_sql[: match.start(1)]}{', '.join(groups)}{insert_sql[match.end(1) :]}"
 
 
