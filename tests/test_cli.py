@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -47,7 +48,6 @@ def test_serve_refuses_a_broken_config_before_starting(tmp_path: Path) -> None:
 
 
 def test_python_dash_m_runs_the_same_cli() -> None:
-    import subprocess
     import sys
 
     out = subprocess.run(
@@ -64,14 +64,12 @@ def test_gen0_threshold_reads_its_variable() -> None:
 
     assert gen0_threshold({}) == GC_GEN0_DEFAULT
     assert gen0_threshold({"UNIGATE_GC_GEN0": " 2500 "}) == 2500
-    for bad in ("0", "-5", "many", "1e4"):
+    for bad in ("0", "-5", "many", "1e4", "²"):
         assert gen0_threshold({"UNIGATE_GC_GEN0": bad}) == GC_GEN0_DEFAULT
 
 
 def test_a_server_app_freezes_its_heap_and_raises_the_gen0_threshold(tmp_path: Path) -> None:
     """In its own process: the test process's collector must not be changed."""
-    import subprocess
-
     config = tmp_path / "api.yaml"
     config.write_text(
         "providers:\n  - provider: p\n    base_url: http://127.0.0.1:9/v1\n    api: sk-up\n    model: [m]\n"

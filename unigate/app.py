@@ -168,7 +168,7 @@ def gen0_threshold(env: Mapping[str, str]) -> int:
     text = env.get(GC_GEN0_ENV, "").strip()
     if not text:
         return GC_GEN0_DEFAULT
-    if text.isdigit() and int(text) > 0:
+    if text.isdecimal() and int(text) > 0:  # not isdigit: "²" is a digit that int() refuses
         return int(text)
     log.warning("%s=%r is not a positive integer; using %d", GC_GEN0_ENV, text, GC_GEN0_DEFAULT)
     return GC_GEN0_DEFAULT
