@@ -48,8 +48,6 @@ def test_serve_refuses_a_broken_config_before_starting(tmp_path: Path) -> None:
 
 
 def test_python_dash_m_runs_the_same_cli() -> None:
-    import sys
-
     out = subprocess.run(
         [sys.executable, "-m", "unigate", "check", str(ROOT / "examples" / "api.yaml")],
         capture_output=True,
