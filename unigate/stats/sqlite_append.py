@@ -15,7 +15,8 @@ a row), and a ``None`` is the dearest value to bind (see ``_NULLS`` below). A co
 as a ``NULL`` literal in that chunk's statement instead of being bound 64 times; and a text
 column (of those the caller names ``shared``) with one value in every row of a chunk is bound
 once, as ``?1`` … (text is the dearest value to bind; see ``_chunk_statement``). Statements are
-cached per such pair of column sets.
+cached per such pair of column sets. The other parameters are numbered column by column, so a
+chunk's values are its transposed rows as they come out of ``zip`` (:func:`multi_row`).
 
 Contract (what keeps the event loop responsive):
 
@@ -81,40 +82,29 @@ def _values_group(insert_sql: str) -> re.Match[str]:
 
 def multi_row(insert_sql: str, rows: int, nulls: frozenset[int] = frozenset(), shared: tuple[int, ...] = ()) -> str:
     """``insert_sql`` (a single-row ``INSERT … VALUES (?, …, ?) …``) made to take ``rows`` rows,
-    with the columns at the 0-based positions ``nulls`` written as ``NULL`` instead of bound, and
-    the columns at the positions ``shared`` (ascending) bound once for every row: they take the
-    parameters ``?1`` … ``?k`` in that order, every other value the numbers after them, row after
-    row. ``ValueError`` if it has no such VALUES group. SQLite binds at most 32 766 parameters per
-    statement (``SQLITE_MAX_VARIABLE_NUMBER`` since 3.32): callers keep ``rows × columns`` under it."""
+    with the columns at the 0-based positions ``nulls`` written as ``NULL`` instead of bound, the
+    columns at the positions ``shared`` (ascending) bound once for every row, as ``?1`` … ``?k``
+    in that order, and every other value numbered **column by column**: the j-th of the remaining
+    columns takes ``?(k + 1 + j × rows + r)`` in row ``r``. So the parameters are the shared values
+    followed by the remaining columns' values one whole column after another — what
+    :meth:`SqliteAppender._chunk_statement` gets from one transposition of the rows, without
+    interleaving them again. ``ValueError`` if it has no such VALUES group. SQLite binds at most
+    32 766 parameters per statement (``SQLITE_MAX_VARIABLE_NUMBER`` since 3.32): callers keep
+    ``rows × columns`` under it."""
     match = _values_group(insert_sql)
     columns = columns_of(insert_sql)
-    if not shared:
-        group = "(" + ", ".join("NULL" if i in nulls else "?" for i in range(columns)) + ")"
-        return f"{insert_sql[: match.start(1)]}{', '.join([group] * rows)}{insert_sql[match.end(1) :]}"
     once = {column: number for number, column in enumerate(shared, 1)}
     values = ("NULL" if i in nulls else f"?{once[i]}" if i in once else "?{}" for i in range(columns))
     template = "(" + ", ".join(values) + ")"
-    per = template.count("{}")  # the values each row binds itself
+    per = template.count("{}")  # the columns each row binds itself
     first = len(shared) + 1
-    groups = [template.format(*range(start, start + per)) for start in range(first, first + rows * per, per)]
+    groups = [template.format(*range(first + row, first + row + per * rows, rows)) for row in range(rows)]
     return f"{insert_sql[: match.start(1)]}{', '.join(groups)}{insert_sql[match.end(1) :]}"
 
 
 def columns_of(insert_sql: str) -> int:
     """How many values one row of ``insert_sql`` takes (``ValueError`` as :func:`multi_row`)."""
     return _values_group(insert_sql).group(1).count("?")
-
-
-def _flatten(rows: Sequence[Row], width: int, drop: tuple[int, ...]) -> list[Any]:
-    """The values of ``rows`` (each ``width`` long) in one list, row after row, without those at
-    the positions ``drop`` (given last first). In C loops: one list of everything, then one
-    extended-slice deletion per dropped column — measured at half the cost of picking each row's
-    kept values with an ``itemgetter``."""
-    flat = list(chain.from_iterable(rows))
-    for column in drop:  # right to left: a deletion leaves the columns before it in place
-        del flat[column::width]
-        width -= 1
-    return flat
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +145,7 @@ class SqliteAppender:
         self._blocks = blocks
         self._sql = insert_sql
         self._columns = columns_of(insert_sql)
-        self._chunks: dict[tuple[tuple[int, ...], tuple[int, ...]], str] = {}
+        self._chunks: dict[tuple[tuple[int, ...], tuple[int, ...]], tuple[str, tuple[int, ...]]] = {}
         self._chunk = chunk
         self._checkpoint_every = checkpoint_every
         self._since_checkpoint = 0
@@ -193,8 +183,7 @@ class SqliteAppender:
                         await asyncio.sleep(0)
                     part = rows[start : start + chunk]
                     if len(part) == chunk:
-                        sql, drop, head = self._chunk_statement(part)
-                        conn.execute(sql, head + _flatten(part, self._columns, drop))
+                        conn.execute(*self._chunk_statement(part))
                     else:
                         conn.executemany(self._sql, part)
                 if blocks is not None:
@@ -212,36 +201,38 @@ class SqliteAppender:
             self._checkpointing = asyncio.ensure_future(asyncio.to_thread(self._checkpoint))
             self._checkpointing.add_done_callback(self._checkpointed)
 
-    def _chunk_statement(self, part: Sequence[Row]) -> tuple[str, tuple[int, ...], list[Any]]:
-        """The statement for a full chunk, the columns :func:`_flatten` must drop for it (last
-        first), and the values to bind before the flattened rest. Its all-``None`` columns are
-        ``NULL`` literals; each of the ``shared`` columns whose value is one ``str`` in every row
-        (endpoint, client key, model, channel … while one client uses one model) is bound once
-        as a numbered parameter, because binding text is the dearest part of a row's insert: the
-        ``sqlite3`` module binds it ``SQLITE_TRANSIENT``, so SQLite copies it into a fresh
-        allocation, under its mutex (callgrind, docs/performance.md). ``ValueError`` unless every
-        row has one value per column: a shorter row would shift every later value into the
-        wrong column."""
+    def _chunk_statement(self, part: Sequence[Row]) -> tuple[str, list[Any]]:
+        """The statement for a full chunk and its parameters. The rows are transposed once
+        (``zip``, in C) and every test and copy works on whole columns: a column that is ``None``
+        in every row is a ``NULL`` literal; each of the ``shared`` columns whose value is one
+        ``str`` in every row (endpoint, client key, model, channel … while one client uses one
+        model) is bound once as a numbered parameter, because binding text is the dearest part
+        of a row's insert: the ``sqlite3`` module binds it ``SQLITE_TRANSIENT``, so SQLite copies
+        it into a fresh allocation, under its mutex (callgrind, docs/performance.md); the other
+        columns follow whole, as :func:`multi_row` numbers them. Measured against picking values
+        row by row (an ``itemgetter`` per column and row, then a list of every row's values with
+        the dropped columns deleted from it): see docs/performance.md. ``ValueError`` unless
+        every row has one value per column: a shorter row would shift every later value into
+        the wrong column."""
         size = len(part)
-        if set(map(len, part)) != {self._columns}:
+        columns = list(zip(*part, strict=True))  # ValueError when rows differ in length
+        if len(columns) != self._columns:
             raise ValueError("statistics rows must have one value per column")
-        first = part[0]
-        nulls = tuple(
-            i
-            for i in range(self._columns - 1, -1, -1)
-            if first[i] is None and list(map(itemgetter(i), part)).count(None) == size
-        )
+        nulls = tuple(i for i, column in enumerate(columns) if column[0] is None and column.count(None) == size)
         shared = tuple(
-            i for i in self._shared if type(first[i]) is str and list(map(itemgetter(i), part)).count(first[i]) == size
+            i for i in self._shared if type(columns[i][0]) is str and columns[i].count(columns[i][0]) == size
         )
         key = (nulls, shared)
         found = self._chunks.get(key)
         if found is None:
             if len(self._chunks) >= _MAX_CHUNK_STATEMENTS:
                 self._chunks.clear()
-            found = self._chunks[key] = multi_row(self._sql, size, frozenset(nulls), shared)
-        drop = tuple(sorted(nulls + shared, reverse=True)) if shared else nulls
-        return found, drop, [first[i] for i in shared]
+            kept = tuple(i for i in range(self._columns) if i not in nulls and i not in shared)
+            found = self._chunks[key] = (multi_row(self._sql, size, frozenset(nulls), shared), kept)
+        sql, kept = found
+        values = [columns[i][0] for i in shared]
+        values.extend(chain.from_iterable(map(columns.__getitem__, kept)))
+        return sql, values
 
     def _checkpoint(self) -> None:
         conn = sqlite3.connect(self._path, timeout=5)
