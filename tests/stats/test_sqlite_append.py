@@ -5,6 +5,7 @@ checkpoints run off the event loop."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -197,7 +198,7 @@ def test_a_chunk_statement_stores_exactly_its_rows(rows: list[tuple[object, ...]
     column-by-column parameters :meth:`SqliteAppender._chunk_statement` makes insert exactly the
     rows given, in order (values drawn from few, so that columns are often all-None or shared)."""
     appender = SqliteAppender(":memory:", "INSERT INTO t (a, b, c, d) VALUES (?, ?, ?, ?)", shared=(0, 2, 3))
-    with sqlite3.connect(":memory:") as conn:
+    with contextlib.closing(sqlite3.connect(":memory:")) as conn:  # ``with conn`` alone never closes it
         conn.execute("CREATE TABLE t (a, b, c, d)")
         conn.execute(*appender._chunk_statement(rows))
         assert conn.execute("SELECT a, b, c, d FROM t ORDER BY rowid").fetchall() == rows
