@@ -4,7 +4,8 @@ Each report's table gives, per pair, the CPU µs per request and the requests of
 their product is the pair's CPU total. The pooled added CPU is the ratio of the totals over every
 pair (as ``stats_cost.py`` computes within one run) with a 95 % bootstrap interval over pairs:
 fresh processes differ by more than one pair's cycles do (docs/performance.md), so pairs are the
-unit. The µs in the tables are rounded to whole numbers, which moves a pair by < 0.3 %.
+unit. The µs in the tables are rounded to whole numbers: ±0.5 µs on each side, which moves a
+pair by up to ~0.2 % at 500 µs a request and ~0.5 % at 200 µs.
 
     python3 bench/stats_pool.py run1.md run2.md …
 """

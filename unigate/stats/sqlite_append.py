@@ -128,7 +128,9 @@ class Blocks:
 
 class SqliteAppender:
     """See the module docstring. ``path`` is the database file; ``insert_sql`` the single-row
-    INSERT in SQLite's ``?`` paramstyle (see :func:`multi_row`)."""
+    INSERT in SQLite's ``?`` paramstyle (see :func:`multi_row`); ``shared`` the positions of the
+    text columns worth binding once when a whole chunk shares their value. Chunk statements are
+    cached without their row count: only full chunks of ``chunk`` rows use them."""
 
     def __init__(
         self,
