@@ -62,6 +62,7 @@ class Target:
     proc: subprocess.Popen[bytes] | None = None
     cpu_us: list[float] = field(default_factory=list)  # CPU per cycle (µs)
     requests: list[int] = field(default_factory=list)  # requests per slice
+    ticks: tuple[int, int] = (0, 0)  # user, system clock ticks over the measured cycles
     seconds: list[float] = field(default_factory=list)  # wall time per slice
 
 
@@ -80,6 +81,21 @@ def group_cpu_us(pgid: int) -> float:
         except (OSError, IndexError, ValueError):
             continue
     return total / 1000
+
+
+def group_ticks(pgid: int) -> tuple[int, int]:
+    """User and system CPU of every live process in the process group, in clock ticks
+    (``/proc/<pid>/stat`` ``utime`` and ``stime``): too coarse for a slice, fine over a run, and
+    the only split of where the time went (the kernel's share: socket and file writes)."""
+    user = system = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            rest = stat.read_text().rsplit(") ", 1)[1].split()
+            if int(rest[2]) == pgid:
+                user, system = user + int(rest[11]), system + int(rest[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return user, system
 
 
 def wait_ready(port: int, timeout: float = 120) -> None:
@@ -308,6 +324,7 @@ def run_pair(args: argparse.Namespace, seed: int) -> tuple[Target, Target, int, 
             warm = run_wrk(t.port, 3, args.mode, args.connections, args.load_cpu)  # warm-up
             warm_on = warm if t is on else warm_on
         marks: dict[str, float] = {}
+        first_ticks = {t.name: group_ticks(t.proc.pid) for t in (on, off) if t.proc is not None}
         for cycle in range(args.cycles):
             # --together: both under load at once, sharing the core, so the machine's noise hits
             # both at every instant; else alternate slices (ABBA)
@@ -330,6 +347,8 @@ def run_pair(args: argparse.Namespace, seed: int) -> tuple[Target, Target, int, 
         for t in (on, off):
             assert t.proc is not None
             t.cpu_us.append(group_cpu_us(t.proc.pid) - marks[t.name])
+            user, system = group_ticks(t.proc.pid)
+            t.ticks = (user - first_ticks[t.name][0], system - first_ticks[t.name][1])
     finally:
         for p in procs:
             if p.poll() is None:
@@ -360,6 +379,11 @@ def report(args: argparse.Namespace, pairs: list[tuple[Target, Target]], seed: i
                 f"| {index + 1} | {t.name} | {sum(t.requests)} | {sum(t.cpu_us) / sum(t.requests):.0f} "
                 f"| {statistics.median(per):.0f} | {statistics.median(rps):.0f} | {cell} |"
             )
+    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+    for label, at in (("user", 0), ("system (kernel)", 1)):
+        per = [sum(p[k].ticks[at] for p in pairs) * tick_us / sum(sum(p[k].requests) for p in pairs) for k in (0, 1)]
+        print(f"\n{label} CPU µs/request: on {per[0]:.1f}, off {per[1]:.1f} ({per[0] - per[1]:+.1f})", end="")
+    print()
     added, low, high = bootstrap(pairs)
     lost, lost_low, lost_high = bootstrap(pairs, lost_throughput)
     print(
