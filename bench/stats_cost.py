@@ -23,6 +23,8 @@ by more than their own intervals; pairs show that spread and the pooled interval
     .venv/bin/python bench/stats_cost.py --together --cycles 8 --slice 5 --pairs 5
     .venv/bin/python bench/stats_cost.py --prefill 1000000       # against a 1 M-row table
     .venv/bin/python bench/stats_cost.py --mode stream
+    .venv/bin/python bench/stats_cost.py --off-code ../variant --off-env DISABLE_DATABASE=false \
+        --off-env DB_PATH=/tmp/variant.db                       # A/B: this code against ../variant's
 
 Prints a markdown report: per-pair totals and added CPU per request, the pooled added CPU with a
 95 % bootstrap interval (pairs, then cycles), and the throughput difference. Needs wrk, node and
@@ -241,6 +243,12 @@ def main() -> None:
     ap.add_argument("--python", default=str(ROOT / ".venv/bin/python"))
     ap.add_argument("--on-env", action="append", default=[], metavar="KEY=VALUE", help="more env for stats on")
     ap.add_argument("--off-env", action="append", default=[], metavar="KEY=VALUE", help="more env for stats off")
+    ap.add_argument(
+        "--off-code",
+        metavar="DIR",
+        help="run the 'off' gateway from the unigate package in DIR (a git worktree of another commit): A/B "
+        "between two versions of the code; add --off-env DISABLE_DATABASE=false --off-env DB_PATH=… so both write",
+    )
     args = ap.parse_args()
     for tool in ("wrk", "node", "taskset"):
         if shutil.which(tool) is None:
@@ -279,6 +287,8 @@ def run_pair(args: argparse.Namespace, seed: int) -> tuple[Target, Target, int, 
         print(f"[stats_cost] prefilled {args.prefill} rows in {time.monotonic() - t0:.0f} s", file=sys.stderr)
     on_env = dict(e.split("=", 1) for e in args.on_env)
     off_env = dict(e.split("=", 1) for e in args.off_env)
+    if args.off_code:  # ``-m`` puts the working directory first on sys.path; PYTHONSAFEPATH stops that
+        off_env |= {"PYTHONSAFEPATH": "1", "PYTHONPATH": str(Path(args.off_code).resolve())}
     on = Target("statistics on (SQLite)", on_port, {"DB_PATH": str(db), **on_env})
     off = Target("statistics off", off_port, {"DISABLE_DATABASE": "true", **off_env})
     procs: list[subprocess.Popen[bytes]] = []
@@ -364,7 +374,8 @@ def run_pair(args: argparse.Namespace, seed: int) -> tuple[Target, Target, int, 
 def report(args: argparse.Namespace, pairs: list[tuple[Target, Target]], seed: int, stored: int, served: int) -> None:
     print(
         f"`bench/stats_cost.py --mode {args.mode} --prefill {args.prefill} --cycles {args.cycles} "
-        f"--slice {args.slice} --pairs {args.pairs}{' --together' if args.together else ''}` "
+        f"--slice {args.slice} --pairs {args.pairs}{' --together' if args.together else ''}"
+        f"{' --off-code …' if args.off_code else ''}` "
         f"(PYTHONHASHSEED {seed}…{seed + len(pairs) - 1}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n"
     )
     print("| pair | gateway | requests | CPU µs/request (total) | median of cycles | req/s (median slice) | added |")
