@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import re
@@ -47,7 +48,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -68,6 +69,18 @@ class Target:
     seconds: list[float] = field(default_factory=list)  # wall time per slice
 
 
+def group_members(pgid: int) -> Iterator[tuple[int, list[str]]]:
+    """Each live process of the process group: its pid and the fields of ``/proc/<pid>/stat``
+    after the command (``state`` is the first)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            rest = stat.read_text().rsplit(") ", 1)[1].split()
+            if int(rest[2]) == pgid:
+                yield int(stat.parent.name), rest
+        except (OSError, IndexError, ValueError):
+            continue
+
+
 def group_cpu_us(pgid: int) -> float:
     """CPU time of every live process in the process group, in µs, read from each process's
     CPU-time clock (``clock_getcpuclockid``'s clock, made by hand: ``(~pid << 3) | 2`` is Linux's
@@ -75,13 +88,9 @@ def group_cpu_us(pgid: int) -> float:
     included) in nanoseconds. Not ``utime + stime`` from ``/proc/<pid>/stat``: those count clock
     ticks (10 ms here), a 1 % step over a one-second slice."""
     total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            rest = stat.read_text().rsplit(") ", 1)[1].split()
-            if int(rest[2]) == pgid:
-                total += time.clock_gettime_ns(((~int(stat.parent.name)) << 3) | 2)
-        except (OSError, IndexError, ValueError):
-            continue
+    for pid, _ in group_members(pgid):
+        with contextlib.suppress(OSError):  # it ended meanwhile
+            total += time.clock_gettime_ns(((~pid) << 3) | 2)
     return total / 1000
 
 
@@ -90,13 +99,8 @@ def group_ticks(pgid: int) -> tuple[int, int]:
     (``/proc/<pid>/stat`` ``utime`` and ``stime``): too coarse for a slice, fine over a run, and
     the only split of where the time went (the kernel's share: socket and file writes)."""
     user = system = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            rest = stat.read_text().rsplit(") ", 1)[1].split()
-            if int(rest[2]) == pgid:
-                user, system = user + int(rest[11]), system + int(rest[12])
-        except (OSError, IndexError, ValueError):
-            continue
+    for _, rest in group_members(pgid):
+        user, system = user + int(rest[11]), system + int(rest[12])
     return user, system
 
 
