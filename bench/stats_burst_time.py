@@ -26,12 +26,12 @@ import sys
 import tempfile
 import time
 import types
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from stats_cost import CLIENT_KEY, run_wrk, wait_ready  # bench/ is sys.path[0] when run as a script
+
 ROOT = Path(__file__).resolve().parent.parent
-CLIENT_KEY = "sk-bench-client"
 TOTALS: dict[str, int] = {"convert_ns": 0, "records": 0, "append_ns": 0, "rows": 0, "checkpoint_ns": 0}
 
 
@@ -125,15 +125,8 @@ def drive(seconds: int) -> None:
         cwd=ROOT,
     )
     try:
-        for _ in range(240):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.5)
-        env = {**os.environ, "BENCH_STREAM": "0", "BENCH_KEY": CLIENT_KEY}
-        wrk = ["taskset", "-c", "0", "wrk", "-t1", "-c32", f"-d{seconds}s", "-s", str(ROOT / "bench/chat.lua")]
-        subprocess.run([*wrk, f"http://127.0.0.1:{port}"], env=env, check=True, stdout=subprocess.DEVNULL)
+        wait_ready(port)
+        run_wrk(port, seconds, "nonstream", 32, "0")  # stops the run on any failed request
     finally:
         for proc in (gateway, node):
             proc.send_signal(signal.SIGTERM)
