@@ -63,7 +63,8 @@ class Target:
     port: int
     env: dict[str, str]
     proc: subprocess.Popen[bytes] | None = None
-    cpu_us: list[float] = field(default_factory=list)  # CPU per cycle (µs)
+    cpu_us: list[float] = field(default_factory=list)  # CPU per cycle (µs), the whole process group
+    main_us: list[float] = field(default_factory=list)  # CPU per cycle (µs), the gateway process alone
     requests: list[int] = field(default_factory=list)  # requests per slice
     ticks: tuple[int, int] = (0, 0)  # user, system clock ticks over the measured cycles
     seconds: list[float] = field(default_factory=list)  # wall time per slice
@@ -92,6 +93,26 @@ def group_cpu_us(pgid: int) -> float:
         with contextlib.suppress(OSError):  # it ended meanwhile
             total += time.clock_gettime_ns(((~pid) << 3) | 2)
     return total / 1000
+
+
+def process_cpu_us(pid: int) -> float:
+    """CPU time of one process (see :func:`group_cpu_us`), in µs."""
+    return time.clock_gettime_ns(((~pid) << 3) | 2) / 1000
+
+
+WRITER_MODULE = "unigate.stats.sqlite_process"
+
+
+def place_writer(pgid: int, cpu: str) -> int:
+    """Move the gateway's statistics writer process (see unigate/stats/sqlite_process.py) to
+    ``cpu``, as the operating system would run it on an idle core; its pid. The gateway itself
+    stays pinned to its core, so the request path's CPU is measured alone."""
+    for pid, _ in group_members(pgid):
+        with contextlib.suppress(OSError):
+            if WRITER_MODULE.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.sched_setaffinity(pid, {int(c) for c in cpu.split(",")})
+                return pid
+    raise SystemExit(f"no statistics writer process in process group {pgid} (UNIGATE_STATS_PROCESS=false?)")
 
 
 def group_ticks(pgid: int) -> tuple[int, int]:
@@ -192,10 +213,19 @@ Picks = list[tuple[int, list[int]]]
 
 
 def added_cpu(pairs: list[tuple[Target, Target]], idx: Picks) -> float:
-    """Added CPU per request in %, over the cycles ``idx`` picks."""
+    """Added CPU per request in %, over the cycles ``idx`` picks (every process of each gateway)."""
     on_cpu = sum(pairs[p][0].cpu_us[i] for p, cycles in idx for i in cycles)
     on_req = sum(pairs[p][0].requests[i] for p, cycles in idx for i in cycles)
     off_cpu = sum(pairs[p][1].cpu_us[i] for p, cycles in idx for i in cycles)
+    off_req = sum(pairs[p][1].requests[i] for p, cycles in idx for i in cycles)
+    return (on_cpu / on_req / (off_cpu / off_req) - 1) * 100
+
+
+def added_main_cpu(pairs: list[tuple[Target, Target]], idx: Picks) -> float:
+    """As :func:`added_cpu`, counting each gateway's own process only (not its writer process)."""
+    on_cpu = sum(pairs[p][0].main_us[i] for p, cycles in idx for i in cycles)
+    on_req = sum(pairs[p][0].requests[i] for p, cycles in idx for i in cycles)
+    off_cpu = sum(pairs[p][1].main_us[i] for p, cycles in idx for i in cycles)
     off_req = sum(pairs[p][1].requests[i] for p, cycles in idx for i in cycles)
     return (on_cpu / on_req / (off_cpu / off_req) - 1) * 100
 
@@ -245,6 +275,11 @@ def main() -> None:
     ap.add_argument("--load-cpu", default="0")
     ap.add_argument("--gateway-cpu", default="1")
     ap.add_argument("--python", default=str(ROOT / ".venv/bin/python"))
+    ap.add_argument(
+        "--writer-cpu",
+        help="move the statistics writer process of the 'on' gateway to this CPU (default: it stays on the "
+        "gateway's core); the report then also shows the gateway process's CPU alone",
+    )
     ap.add_argument("--on-env", action="append", default=[], metavar="KEY=VALUE", help="more env for stats on")
     ap.add_argument("--off-env", action="append", default=[], metavar="KEY=VALUE", help="more env for stats off")
     ap.add_argument(
@@ -337,6 +372,9 @@ def run_pair(args: argparse.Namespace, seed: int) -> tuple[Target, Target, int, 
             wait_ready(t.port)
             warm = run_wrk(t.port, 3, args.mode, args.connections, args.load_cpu)  # warm-up
             warm_on = warm if t is on else warm_on
+        if args.writer_cpu is not None:
+            assert on.proc is not None
+            place_writer(on.proc.pid, args.writer_cpu)
         marks: dict[str, float] = {}
         first_ticks = {t.name: group_ticks(t.proc.pid) for t in (on, off) if t.proc is not None}
         for cycle in range(args.cycles):
@@ -346,10 +384,11 @@ def run_pair(args: argparse.Namespace, seed: int) -> tuple[Target, Target, int, 
             for group in groups:
                 for t in group:
                     assert t.proc is not None
-                    now = group_cpu_us(t.proc.pid)
+                    now, alone = group_cpu_us(t.proc.pid), process_cpu_us(t.proc.pid)
                     if t.name in marks:
                         t.cpu_us.append(now - marks[t.name])
-                    marks[t.name] = now
+                        t.main_us.append(alone - marks["main " + t.name])
+                    marks[t.name], marks["main " + t.name] = now, alone
                 started = time.monotonic()
                 loads = [start_wrk(t.port, args.slice, args.mode, args.connections, args.load_cpu) for t in group]
                 for t, load in zip(group, loads, strict=True):
@@ -361,6 +400,7 @@ def run_pair(args: argparse.Namespace, seed: int) -> tuple[Target, Target, int, 
         for t in (on, off):
             assert t.proc is not None
             t.cpu_us.append(group_cpu_us(t.proc.pid) - marks[t.name])
+            t.main_us.append(process_cpu_us(t.proc.pid) - marks["main " + t.name])
             user, system = group_ticks(t.proc.pid)
             t.ticks = (user - first_ticks[t.name][0], system - first_ticks[t.name][1])
     finally:
@@ -379,7 +419,7 @@ def report(args: argparse.Namespace, pairs: list[tuple[Target, Target]], seed: i
     print(
         f"`bench/stats_cost.py --mode {args.mode} --prefill {args.prefill} --cycles {args.cycles} "
         f"--slice {args.slice} --pairs {args.pairs}{' --together' if args.together else ''}"
-        f"{' --off-code …' if args.off_code else ''}` "
+        f"{' --off-code …' if args.off_code else ''}{' --writer-cpu ' + args.writer_cpu if args.writer_cpu else ''}` "
         f"(PYTHONHASHSEED {seed}…{seed + len(pairs) - 1}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n"
     )
     print("| pair | gateway | requests | CPU µs/request (total) | median of cycles | req/s (median slice) | added |")
@@ -401,6 +441,14 @@ def report(args: argparse.Namespace, pairs: list[tuple[Target, Target]], seed: i
     print()
     added, low, high = bootstrap(pairs)
     lost, lost_low, lost_high = bootstrap(pairs, lost_throughput)
+    alone, alone_low, alone_high = bootstrap(pairs, added_main_cpu)
+    on_all = sum(sum(p[0].cpu_us) for p in pairs) / sum(sum(p[0].requests) for p in pairs)
+    on_main = sum(sum(p[0].main_us) for p in pairs) / sum(sum(p[0].requests) for p in pairs)
+    print(
+        f"\nThe gateway process alone (the request path's core): **{alone:+.1f} %** CPU per request "
+        f"({alone_low:+.1f} … {alone_high:+.1f} %); its other processes (the statistics writer) "
+        f"{on_all - on_main:.1f} µs/request{' on CPU ' + args.writer_cpu if args.writer_cpu else ''}."
+    )
     print(
         f"\nStatistics add **{added:+.1f} %** CPU per request over all pairs (95 % bootstrap interval "
         f"{low:+.1f} … {high:+.1f} %, resampling pairs and then cycles); throughput **{lost:+.1f} %** lower "

@@ -136,6 +136,10 @@ class HotPath:
 
 
 HOT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
+STATS_PROCESS_ENV = "UNIGATE_STATS_PROCESS"
+"""``false`` (or ``0``, ``no``, ``off``): SQLite statistics rows are inserted on the event loop's
+thread instead of by a writer process (:mod:`unigate.stats.sqlite_process`)."""
+FALSE_WORDS = frozenset({"false", "0", "no", "off"})
 
 
 async def open_stats(env: Mapping[str, str]) -> tuple[StatsStore | None, StatsWriter | None]:
@@ -146,7 +150,7 @@ async def open_stats(env: Mapping[str, str]) -> tuple[StatsStore | None, StatsWr
     url = database_url(env)
     if url is None:
         return None, None
-    store = StatsStore(url)
+    store = StatsStore(url, writer_process=env.get(STATS_PROCESS_ENV, "").strip().lower() not in FALSE_WORDS)
     try:  # open now, before the heap is frozen (create_app's freeze_heap); else on first write
         await asyncio.wait_for(store.open(), STATS_OPEN_TIMEOUT)
     except Exception as exc:

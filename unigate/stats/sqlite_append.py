@@ -23,9 +23,11 @@ Contract (what keeps the event loop responsive):
 - Rows are inserted in chunks of ``chunk`` rows with a yield to the loop between chunks (a
   fraction of a millisecond of work each); the transaction spans the chunks, so a batch is all
   or nothing.
-- ``busy_timeout`` is 0: if another process holds the write lock (another worker), ``BEGIN
-  IMMEDIATE`` fails at once with ``sqlite3.OperationalError`` instead of blocking the loop; the
-  statistics writer retries the batch with backoff, as for any outage.
+- ``busy_timeout`` is 0 (unless ``busy_timeout_ms`` is given: the writer process of
+  :mod:`unigate.stats.sqlite_process` blocks no event loop, so it waits): if another process
+  holds the write lock (another worker), ``BEGIN IMMEDIATE`` fails at once with
+  ``sqlite3.OperationalError`` instead of blocking the loop; the statistics writer retries the
+  batch with backoff, as for any outage.
 - Commits write to the WAL without fsync (``synchronous=NORMAL``); the connection never
   checkpoints itself (``wal_autocheckpoint=0``). Every ``checkpoint_every`` appended rows a
   PASSIVE checkpoint (the only step that fsyncs) runs in a worker thread on its own connection.
@@ -141,8 +143,10 @@ class SqliteAppender:
         checkpoint_every: int = 20_000,
         blocks: Blocks | None = None,
         shared: tuple[int, ...] = (),
+        busy_timeout_ms: int = 0,
     ) -> None:
         self._path = path
+        self._busy_timeout_ms = int(busy_timeout_ms)
         self._shared = tuple(sorted(shared))
         self._blocks = blocks
         self._sql = insert_sql
@@ -160,7 +164,7 @@ class SqliteAppender:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             conn = sqlite3.connect(self._path, isolation_level=None)
-            conn.execute("PRAGMA busy_timeout = 0")
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA wal_autocheckpoint = 0")
@@ -202,6 +206,19 @@ class SqliteAppender:
             self._since_checkpoint = 0
             self._checkpointing = asyncio.ensure_future(asyncio.to_thread(self._checkpoint))
             self._checkpointing.add_done_callback(self._checkpointed)
+
+    def stored_recently(self, request_id: str, window: int) -> bool:
+        """Whether a row with ``request_id`` is among the newest ``window`` rows of the table the
+        INSERT writes (a range of its rowid, no index needed; for a batch whose commit is in
+        doubt, :mod:`unigate.stats.sqlite_process`)."""
+        table = self._sql.split()[2]  # INSERT INTO <table> …
+        conn = self._connection()
+        found = conn.execute(
+            f"SELECT 1 FROM {table} WHERE rowid > (SELECT coalesce(max(rowid), 0) FROM {table}) - ? "
+            "AND request_id = ? LIMIT 1",
+            (window, request_id),
+        ).fetchone()
+        return found is not None
 
     def _chunk_statement(self, part: Sequence[Row]) -> tuple[str, list[Any]]:
         """The statement for a full chunk and its parameters. The rows are transposed once

@@ -33,6 +33,7 @@ from unigate.stats.records import RequestRecord
 from unigate.stats.rows import POSTGRES_ROWS, REQUEST_COLUMNS, SQLITE_ROWS
 from unigate.stats.schema import RequestStat
 from unigate.stats.sqlite_append import Blocks, SqliteAppender
+from unigate.stats.sqlite_process import ProcessAppender
 
 __all__ = [
     "DEFAULT_DB_PATH",
@@ -167,7 +168,9 @@ class StatsStore:
     use :func:`describe_error` before showing them anywhere.
 
     ``now`` is the clock for time windows (injected in tests); ``engine_options`` are extra
-    arguments for ``create_async_engine``.
+    arguments for ``create_async_engine``. ``writer_process`` (SQLite files): append rows from a
+    writer process of their own (:mod:`~unigate.stats.sqlite_process`, the default) rather than
+    on the event loop's thread (:mod:`~unigate.stats.sqlite_append`).
     """
 
     def __init__(
@@ -176,6 +179,7 @@ class StatsStore:
         *,
         engine_options: Mapping[str, Any] | None = None,
         now: Callable[[], datetime] | None = None,
+        writer_process: bool = True,
     ) -> None:
         try:
             parsed = make_url(url)
@@ -189,7 +193,8 @@ class StatsStore:
         self._writer: AsyncEngine | None = None
         self._opening = asyncio.Lock()
         self._insert_text: str | None = None
-        self._appender: SqliteAppender | None = None
+        self._appender: SqliteAppender | ProcessAppender | None = None
+        self._writer_process = writer_process
         self.display_url = mask_url(url)
         self.backend = parsed.get_backend_name()
         self._format = POSTGRES_ROWS if self.backend == "postgresql" else SQLITE_ROWS
@@ -238,7 +243,8 @@ class StatsStore:
                 raise StatsStoreError(message) from exc
             self._engine, self._writer = engine, immediate(engine)
             if self.backend == "sqlite" and database and database != ":memory:":
-                self._appender = SqliteAppender(
+                appender = ProcessAppender if self._writer_process else SqliteAppender
+                self._appender = appender(
                     database, self._insert_sql(engine.dialect), blocks=SQLITE_BLOCKS, shared=SQLITE_SHARED
                 )
             _log.info("statistics database ready: %s", self.display_url)
