@@ -6,7 +6,8 @@ The gateway runs with three stretches timed by ``time.perf_counter_ns`` (nothing
 ``StatsWriter._convert`` (records → rows), ``SqliteAppender.append`` with the clock stopped
 while it yields to the loop between chunks (so other requests' time is not counted), and the
 checkpoint thread's own CPU clock. The hot loop converts and appends 512-record batches back to
-back on the same core.
+back on the same core. Both use the in-process appender (``UNIGATE_STATS_PROCESS=false``): it is what
+the ninth session measured, before rows went to a writer process of their own.
 
     .venv/bin/python bench/stats_burst_time.py [--seconds 25]
 
@@ -89,7 +90,7 @@ async def hot_loop(batches: int = 200) -> dict[str, float]:
     from unigate.stats.rows import SQLITE_ROWS
     from unigate.stats.store import StatsStore
 
-    store = StatsStore(f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/stats.db")
+    store = StatsStore(f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/stats.db", writer_process=False)
     await store.open()
     start, row = datetime.now(UTC), SQLITE_ROWS.row
     converting = appending = count = 0
@@ -119,7 +120,7 @@ def drive(seconds: int) -> None:
     serve_args = ["--config", str(work / "api.yaml"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     gateway = subprocess.Popen(
         ["taskset", "-c", "1", sys.executable, __file__, "--serve", *serve_args],
-        env={**os.environ, "DB_PATH": str(work / "stats.db")},
+        env={**os.environ, "DB_PATH": str(work / "stats.db"), "UNIGATE_STATS_PROCESS": "false"},
         stdout=subprocess.DEVNULL,
         stderr=log.open("wb"),
         cwd=ROOT,

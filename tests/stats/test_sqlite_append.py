@@ -23,9 +23,9 @@ pytestmark = pytest.mark.anyio
 
 
 async def open_store(path: Path) -> StatsStore:
-    store = StatsStore(f"sqlite+aiosqlite:///{path}")
+    store = StatsStore(f"sqlite+aiosqlite:///{path}", writer_process=False)  # the event loop's own appender
     await store.open()
-    assert store._appender is not None, "SQLite files are written through the appender"
+    assert isinstance(store._appender, SqliteAppender), "SQLite files are written through the appender"
     return store
 
 

@@ -74,7 +74,8 @@ class RequestRecord:
     client got; ``success`` is true when the client got a complete answer.
     ``request_id`` must be unique. On PostgreSQL, writing a record whose id is already stored is
     a no-op, which makes a retried batch whose ``COMMIT`` had in fact succeeded harmless; SQLite
-    keeps no index on it, because a SQLite commit is never in doubt (migration 0003).
+    keeps no index on it (migration 0003): its writer process settles a commit in doubt itself
+    (:mod:`unigate.stats.sqlite_process`).
     """
 
     request_id: str

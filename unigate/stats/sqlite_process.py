@@ -104,7 +104,8 @@ def _frame(payload: tuple[Any, ...]) -> bytes:
 
 
 class ProcessAppender:
-    """See the module docstring. Takes :class:`SqliteAppender`'s arguments; ``command`` is the
+    """See the module docstring. Takes :class:`SqliteAppender`'s arguments (``busy_timeout_ms``
+    is the child's: :data:`CHILD_BUSY_TIMEOUT_MS` by default); ``command`` is the
     child's argv (tests; default: this module run by the gateway's own interpreter, from the
     directory this package was imported from)."""
 
@@ -117,12 +118,11 @@ class ProcessAppender:
         checkpoint_every: int = 20_000,
         blocks: Blocks | None = None,
         shared: tuple[int, ...] = (),
+        busy_timeout_ms: int = CHILD_BUSY_TIMEOUT_MS,
         command: Sequence[str] | None = None,
     ) -> None:
         block_spec = None if blocks is None else (blocks.last_id, blocks.insert, blocks.stamp)
-        self._config = _frame(
-            (path, insert_sql, chunk, checkpoint_every, block_spec, tuple(shared), CHILD_BUSY_TIMEOUT_MS)
-        )
+        self._config = _frame((path, insert_sql, chunk, checkpoint_every, block_spec, tuple(shared), busy_timeout_ms))
         self._command = tuple(command) if command is not None else (sys.executable, "-m", __name__)
         self._proc: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()

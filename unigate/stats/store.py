@@ -280,11 +280,13 @@ class StatsStore:
     async def write_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """Insert rows made by :meth:`row` in one transaction: all or nothing. So retrying a
         batch never duplicates rows: on PostgreSQL, where a lost answer to ``COMMIT`` leaves the
-        outcome in doubt, rows whose ``request_id`` is already stored are skipped; a SQLite
-        commit runs in this process and either returns or rolls back (migration 0003). A
+        outcome in doubt, rows whose ``request_id`` is already stored are skipped; on SQLite the
+        writer process checks a batch whose answer it never got against the newest rows
+        (:class:`~unigate.stats.sqlite_process.ProcessAppender`), and the in-process appender's
+        commit either returns or rolls back (migration 0003). A
         big batch never holds the event loop for long: PostgreSQL rows go in chunks of
-        :data:`INSERT_CHUNK` (asyncpg pipelines them on the loop), SQLite rows through
-        :class:`SqliteAppender`. On SQLite the write's block is recorded with it
+        :data:`INSERT_CHUNK` (asyncpg pipelines them on the loop), SQLite rows through the
+        writer process (or :class:`SqliteAppender`). On SQLite the write's block is recorded with it
         (:data:`SQLITE_BLOCKS`)."""
         if not rows:
             return
