@@ -112,7 +112,7 @@ def place_writer(pgid: int, cpu: str) -> int:
             if WRITER_MODULE.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
                 os.sched_setaffinity(pid, {int(c) for c in cpu.split(",")})
                 return pid
-    raise SystemExit(f"no statistics writer process in process group {pgid} (UNIGATE_STATS_PROCESS=false?)")
+    raise LookupError(f"no statistics writer process in process group {pgid} (UNIGATE_STATS_PROCESS=false?)")
 
 
 def group_ticks(pgid: int) -> tuple[int, int]:
@@ -277,8 +277,8 @@ def main() -> None:
     ap.add_argument("--python", default=str(ROOT / ".venv/bin/python"))
     ap.add_argument(
         "--writer-cpu",
-        help="move the statistics writer process of the 'on' gateway to this CPU (default: it stays on the "
-        "gateway's core); the report then also shows the gateway process's CPU alone",
+        help="move the statistics writer processes to this CPU (the 'on' gateway's, and the 'off' one's if it has "
+        "one; default: they stay on the gateway's core)",
     )
     ap.add_argument("--on-env", action="append", default=[], metavar="KEY=VALUE", help="more env for stats on")
     ap.add_argument("--off-env", action="append", default=[], metavar="KEY=VALUE", help="more env for stats off")
@@ -372,9 +372,11 @@ def run_pair(args: argparse.Namespace, seed: int) -> tuple[Target, Target, int, 
             wait_ready(t.port)
             warm = run_wrk(t.port, 3, args.mode, args.connections, args.load_cpu)  # warm-up
             warm_on = warm if t is on else warm_on
-        if args.writer_cpu is not None:
-            assert on.proc is not None
+        if args.writer_cpu is not None:  # every gateway that has a writer process (both, in an A/B)
+            assert on.proc is not None and off.proc is not None
             place_writer(on.proc.pid, args.writer_cpu)
+            with contextlib.suppress(LookupError):
+                place_writer(off.proc.pid, args.writer_cpu)
         marks: dict[str, float] = {}
         first_ticks = {t.name: group_ticks(t.proc.pid) for t in (on, off) if t.proc is not None}
         for cycle in range(args.cycles):
