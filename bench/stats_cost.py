@@ -212,22 +212,19 @@ Picks = list[tuple[int, list[int]]]
 """Cycles to total over: (pair index, that pair's cycle indexes) entries."""
 
 
-def added_cpu(pairs: list[tuple[Target, Target]], idx: Picks) -> float:
-    """Added CPU per request in %, over the cycles ``idx`` picks (every process of each gateway)."""
-    on_cpu = sum(pairs[p][0].cpu_us[i] for p, cycles in idx for i in cycles)
+def added_cpu(pairs: list[tuple[Target, Target]], idx: Picks, clock: str = "cpu_us") -> float:
+    """Added CPU per request in %, over the cycles ``idx`` picks (by default every process of each
+    gateway; ``clock="main_us"``: each gateway's own process)."""
+    on_cpu = sum(getattr(pairs[p][0], clock)[i] for p, cycles in idx for i in cycles)
     on_req = sum(pairs[p][0].requests[i] for p, cycles in idx for i in cycles)
-    off_cpu = sum(pairs[p][1].cpu_us[i] for p, cycles in idx for i in cycles)
+    off_cpu = sum(getattr(pairs[p][1], clock)[i] for p, cycles in idx for i in cycles)
     off_req = sum(pairs[p][1].requests[i] for p, cycles in idx for i in cycles)
     return (on_cpu / on_req / (off_cpu / off_req) - 1) * 100
 
 
 def added_main_cpu(pairs: list[tuple[Target, Target]], idx: Picks) -> float:
     """As :func:`added_cpu`, counting each gateway's own process only (not its writer process)."""
-    on_cpu = sum(pairs[p][0].main_us[i] for p, cycles in idx for i in cycles)
-    on_req = sum(pairs[p][0].requests[i] for p, cycles in idx for i in cycles)
-    off_cpu = sum(pairs[p][1].main_us[i] for p, cycles in idx for i in cycles)
-    off_req = sum(pairs[p][1].requests[i] for p, cycles in idx for i in cycles)
-    return (on_cpu / on_req / (off_cpu / off_req) - 1) * 100
+    return added_cpu(pairs, idx, "main_us")
 
 
 def lost_throughput(pairs: list[tuple[Target, Target]], idx: Picks) -> float:

@@ -19,7 +19,7 @@ import pytest
 
 from tests.stats.builders import full_record, record
 from unigate.app import open_stats
-from unigate.stats.rows import SQLITE_ROWS, request_values
+from unigate.stats.rows import REQUEST_COLUMNS, SQLITE_ROWS, request_values
 from unigate.stats.sqlite_append import SqliteAppender
 from unigate.stats.sqlite_process import ProcessAppender
 from unigate.stats.store import SQLITE_BLOCKS, SQLITE_SHARED, StatsStore, is_permanent_error
@@ -221,6 +221,7 @@ async def test_a_batch_whose_commit_was_in_doubt_is_stored_exactly_once(tmp_path
     """The append is cancelled while the child is silent — after committing the batch, or before
     touching the database. The child is killed; the retry (the same rows first, as the writer
     queues them, then newer ones) leaves every row stored once."""
+    assert REQUEST_COLUMNS[0] == "request_id", "a doubtful batch is looked up by its rows' first value"
     path = tmp_path / "s.db"
     after, before, reached = tmp_path / "hang-after", tmp_path / "hang-before", tmp_path / "reached"
     command = [sys.executable, "-c", HANGING_CHILD, str(after), str(before), str(reached)]

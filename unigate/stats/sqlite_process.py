@@ -107,7 +107,9 @@ class ProcessAppender:
     """See the module docstring. Takes :class:`SqliteAppender`'s arguments (``busy_timeout_ms``
     is the child's: :data:`CHILD_BUSY_TIMEOUT_MS` by default); ``command`` is the
     child's argv (tests; default: this module run by the gateway's own interpreter, from the
-    directory this package was imported from)."""
+    directory this package was imported from). Each row begins with its ``request_id``
+    (:data:`~unigate.stats.rows.REQUEST_COLUMNS`), the one column a doubtful batch is looked up
+    by."""
 
     def __init__(
         self,
