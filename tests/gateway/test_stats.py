@@ -187,8 +187,27 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_sigterm_flushes_queued_records(tmp_path: Path) -> None:
-    """Records still queued (flush interval of an hour) are all written on SIGTERM."""
+def _writer_processes(pgid: int) -> list[int]:
+    """The statistics writer processes (unigate/stats/sqlite_process.py) in a process group."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(") ", 1)[1].split()[2]) != pgid:
+                continue
+            if b"unigate.stats.sqlite_process" in (stat.parent / "cmdline").read_bytes():
+                found.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+@pytest.mark.parametrize("whole_group", [False, True], ids=["gateway", "process-group"])
+def test_sigterm_flushes_queued_records(tmp_path: Path, whole_group: bool) -> None:
+    """Records still queued (flush interval of an hour) are all written on SIGTERM. With
+    ``whole_group`` the signal goes to the whole process group, as a service manager or Ctrl-C
+    sends it, while the statistics writer process is running (two-row batches start it early): no
+    record is lost, and no writer process outlives the gateway. (That the writer ignores the
+    signal, rather than being replaced after it, is tests/stats/test_sqlite_process.py's.)"""
     db = tmp_path / "stats.db"
     with FakeOpenAI(api_key=UP_A) as a, FakeOpenAI(api_key=UP_B) as b:
         cfg = tmp_path / "api.yaml"
@@ -196,6 +215,8 @@ def test_sigterm_flushes_queued_records(tmp_path: Path) -> None:
         port = _free_port()
         env = {**os.environ, "DB_PATH": str(db), "UNIGATE_STATS_FLUSH_INTERVAL": "3600"}
         env.pop("DISABLE_DATABASE", None)
+        if whole_group:
+            env["UNIGATE_STATS_BATCH"] = "2"
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -214,6 +235,7 @@ def test_sigterm_flushes_queued_records(tmp_path: Path) -> None:
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            start_new_session=whole_group,
         )
         try:
             base = f"http://127.0.0.1:{port}"
@@ -221,7 +243,11 @@ def test_sigterm_flushes_queued_records(tmp_path: Path) -> None:
             client = openai.OpenAI(base_url=base + "/v1", api_key=USER, max_retries=0)
             for i in range(7):
                 client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": f"m{i}"}])
-            proc.send_signal(signal.SIGTERM)
+            if whole_group:
+                assert wait_until(lambda: bool(_writer_processes(proc.pid))), "no writer process started"
+                os.killpg(proc.pid, signal.SIGTERM)
+            else:
+                proc.send_signal(signal.SIGTERM)
             # uvicorn shuts down gracefully, then re-raises the signal: -SIGTERM is a clean exit.
             assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
         finally:
@@ -237,6 +263,8 @@ def test_sigterm_flushes_queued_records(tmp_path: Path) -> None:
 
     rows = asyncio.run(count())
     assert len(rows) == 7 and all(r["status"] == 200 for r in rows)
+    if whole_group:
+        assert wait_until(lambda: not _writer_processes(proc.pid)), "the writer process outlived the gateway"
 
 
 def _up(base: str) -> bool:
