@@ -137,9 +137,20 @@ class HotPath:
 
 HOT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
 STATS_PROCESS_ENV = "UNIGATE_STATS_PROCESS"
-"""``false`` (or ``0``, ``no``, ``off``): SQLite statistics rows are inserted on the event loop's
-thread instead of by a writer process (:mod:`unigate.stats.sqlite_process`)."""
-FALSE_WORDS = frozenset({"false", "0", "no", "off"})
+
+
+def stats_process(env: Mapping[str, str]) -> bool:
+    """``UNIGATE_STATS_PROCESS``: SQLite statistics rows are inserted by a writer process
+    (:mod:`unigate.stats.sqlite_process`; unset, ``true``, ``1``, ``yes``, ``on``) or on the event
+    loop's thread (``false``, ``0``, ``no``, ``off``). Anything else is logged and the default
+    kept: a tuning knob must not stop the gateway."""
+    text = env.get(STATS_PROCESS_ENV, "").strip().lower()
+    if text in ("", "true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    log.warning("%s=%r is not true or false; using true", STATS_PROCESS_ENV, text)
+    return True
 
 
 async def open_stats(env: Mapping[str, str]) -> tuple[StatsStore | None, StatsWriter | None]:
@@ -150,7 +161,7 @@ async def open_stats(env: Mapping[str, str]) -> tuple[StatsStore | None, StatsWr
     url = database_url(env)
     if url is None:
         return None, None
-    store = StatsStore(url, writer_process=env.get(STATS_PROCESS_ENV, "").strip().lower() not in FALSE_WORDS)
+    store = StatsStore(url, writer_process=stats_process(env))
     try:  # open now, before the heap is frozen (create_app's freeze_heap); else on first write
         await asyncio.wait_for(store.open(), STATS_OPEN_TIMEOUT)
     except Exception as exc:

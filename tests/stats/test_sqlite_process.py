@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.stats.builders import full_record, record
-from unigate.app import open_stats
+from unigate.app import open_stats, stats_process
 from unigate.stats.rows import REQUEST_COLUMNS, SQLITE_ROWS, request_values
 from unigate.stats.sqlite_append import SqliteAppender
 from unigate.stats.sqlite_process import ProcessAppender
@@ -103,7 +103,8 @@ async def test_sqlite_files_are_written_by_a_child_process_unless_asked_otherwis
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"), [("", ProcessAppender), ("false", SqliteAppender), ("0", SqliteAppender)]
+    ("value", "expected"),
+    [("", ProcessAppender), ("false", SqliteAppender), ("0", SqliteAppender), ("flase", ProcessAppender)],
 )
 async def test_the_environment_chooses_the_writer(tmp_path: Path, value: str, expected: type) -> None:
     store, writer = await open_stats({"DB_PATH": str(tmp_path / "s.db"), "UNIGATE_STATS_PROCESS": value})
@@ -243,3 +244,10 @@ async def test_a_batch_whose_commit_was_in_doubt_is_stored_exactly_once(tmp_path
     assert len(ids) == len(set(ids)) == 107
     assert appender.started == 2
     await appender.close()
+
+
+def test_an_unknown_setting_is_logged_and_the_default_kept(caplog: pytest.LogCaptureFixture) -> None:
+    assert stats_process({"UNIGATE_STATS_PROCESS": " OFF "}) is False
+    assert not caplog.records
+    assert stats_process({"UNIGATE_STATS_PROCESS": "flase"}) is True
+    assert "UNIGATE_STATS_PROCESS='flase' is not true or false" in caplog.text
