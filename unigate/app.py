@@ -237,6 +237,9 @@ def create_app(
                     snap = writer.snapshot()
                     values["stats_queued"] = float(snap["queued"])
                     values["stats_dropped_total"] = float(snap["dropped"])
+                process = store.writer_process() if store is not None else None
+                if process is not None:
+                    values["stats_writer_processes_started"] = float(process["started"])
                 return values
 
             metrics = Metrics(gauges=gauges)

@@ -309,6 +309,12 @@ def test_costs_estimates_and_metrics(tmp_path: Path) -> None:
         assert all(dict(labels)["key"] == "team-a" for _, labels in requests)
         assert ADMIN not in resp.text and USER not in resp.text and UP_A not in resp.text
         assert httpx.get(gw.url + "/metrics", headers={"authorization": f"Bearer {USER}"}).status_code == 403
+        # the SQLite rows went through one writer process, visible to operators
+        assert samples[("unigate_stats_writer_processes_started", ())] == 1
+        health = httpx.get(gw.base_url + "/stats/health", headers={"authorization": f"Bearer {ADMIN}"}).json()
+        process = health["stats_writer_process"]
+        assert process["started"] == 1 and process["doubtful_already_stored"] == 0
+        assert isinstance(process["pid"], int) and process["pid"] != os.getpid()
 
 
 class ThreadedRelay:

@@ -243,7 +243,9 @@ async def test_a_batch_whose_commit_was_in_doubt_is_stored_exactly_once(tmp_path
     ids = request_ids(path)
     assert len(ids) == len(set(ids)) == 107
     assert appender.started == 2
+    assert appender.info()["doubtful_already_stored"] == (1 if committed else 0)
     await appender.close()
+    assert appender.info()["pid"] is None
 
 
 def test_an_unknown_setting_is_logged_and_the_default_kept(caplog: pytest.LogCaptureFixture) -> None:

@@ -136,12 +136,15 @@ async def stats_timeseries(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
-    """``GET /v1/stats/health`` — channels cooling down now, and the statistics queue."""
+    """``GET /v1/stats/health`` — channels cooling down now, the statistics queue, and the SQLite
+    writer process (``stats_writer_process``: pid, processes started, doubtful batches found
+    already stored; null without one)."""
 
     async def work(request: Request) -> Any:
         gateway = _admin(request)
         body: dict[str, Any] = gateway.relay.planner.health.snapshot()
         body["stats_queue"] = gateway.writer.snapshot() if gateway.writer else None
+        body["stats_writer_process"] = gateway.store.writer_process() if gateway.store else None
         return body
 
     return await _guarded(request, work)

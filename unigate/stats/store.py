@@ -215,6 +215,12 @@ class StatsStore:
             raise RuntimeError("StatsStore is not open")
         return self._engine
 
+    def writer_process(self) -> dict[str, Any] | None:
+        """The SQLite writer process's :meth:`~unigate.stats.sqlite_process.ProcessAppender.info`,
+        or None when rows are not written through one (PostgreSQL, in-process, not open yet)."""
+        appender = self._appender
+        return appender.info() if isinstance(appender, ProcessAppender) else None
+
     async def open(self) -> None:
         """Create the engine and migrate the schema to head. Idempotent."""
         await self._ready()
