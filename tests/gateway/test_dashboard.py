@@ -19,6 +19,7 @@ import json
 import math
 import os
 import random
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -295,6 +296,9 @@ def test_dashboard_renders_the_traffic(traffic: Traffic, browser: Browser) -> No
     health = {r[0]: r for r in snap["health"]}
     assert "Cooling down" in health["alpha"][1] and health["alpha"][2] == "gpt-4o"
     assert health["beta"][1] == "● OK"
+    # Below it, the statistics writer's queue and its SQLite writer process.
+    queue = page.evaluate("document.getElementById('stats-queue').textContent")
+    assert queue.startswith("Statistics writer: ") and re.search(r" · writer process \d+$", queue), queue
 
     # Failures with their reasons — and markup from the records shown as text, not run.
     failures = snap["failures"]

@@ -354,6 +354,15 @@
     }));
   }
 
+  // The SQLite writer process (GET /v1/stats/health → stats_writer_process; null for PostgreSQL
+  // or statistics written in process): its pid, and how often it had to be replaced.
+  function writerProcess(p) {
+    if (!p) return "";
+    const state = p.pid === null ? "writer process not running" : "writer process " + p.pid;
+    const restarts = p.started > 1 ? " (replaced " + fmt.int(p.started - 1) + "×)" : "";
+    return " · " + state + restarts;
+  }
+
   // ---- tables -------------------------------------------------------------------------------
 
   // A cell is a string/number, or {text, num, cls, title, swatch}.
@@ -434,7 +443,7 @@
     $("stats-queue").textContent = q
       ? "Statistics writer: " + fmt.int(q.queued) + " of " + fmt.int(q.max_queue) + " queued · " + fmt.int(q.written) +
         " written · " + fmt.int(q.dropped) + " dropped · " + (q.healthy ? "healthy" : "unhealthy") +
-        (q.last_error ? " · last error: " + q.last_error : "")
+        (q.last_error ? " · last error: " + q.last_error : "") + writerProcess(health.stats_writer_process)
       : "";
 
     // Channels: client requests by the channel that answered last, attempts by the channel tried.
