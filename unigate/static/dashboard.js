@@ -358,7 +358,7 @@
   // or statistics written in process): its pid, and how often it had to be replaced.
   function writerProcess(p) {
     if (!p) return "";
-    const state = p.pid === null ? "writer process not running" : "writer process " + p.pid;
+    const state = p.pid === null ? "no writer process running (one starts at the next write)" : "writer process " + p.pid;
     const restarts = p.started > 1 ? " (replaced " + fmt.int(p.started - 1) + "×)" : "";
     return " · " + state + restarts;
   }
