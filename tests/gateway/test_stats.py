@@ -201,13 +201,16 @@ def _writer_processes(pgid: int) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize("whole_group", [False, True], ids=["gateway", "process-group"])
-def test_sigterm_flushes_queued_records(tmp_path: Path, whole_group: bool) -> None:
+@pytest.mark.parametrize(
+    ("whole_group", "workers"), [(False, 1), (True, 1), (True, 2)], ids=["gateway", "process-group", "two-workers"]
+)
+def test_sigterm_flushes_queued_records(tmp_path: Path, whole_group: bool, workers: int) -> None:
     """Records still queued (flush interval of an hour) are all written on SIGTERM. With
     ``whole_group`` the signal goes to the whole process group, as a service manager or Ctrl-C
     sends it, while the statistics writer process is running (two-row batches start it early): no
     record is lost, and no writer process outlives the gateway. (That the writer ignores the
-    signal, rather than being replaced after it, is tests/stats/test_sqlite_process.py's.)"""
+    signal, rather than being replaced after it, is tests/stats/test_sqlite_process.py's.) With two
+    workers, each has its own writer process, both appending to the one file."""
     db = tmp_path / "stats.db"
     with FakeOpenAI(api_key=UP_A) as a, FakeOpenAI(api_key=UP_B) as b:
         cfg = tmp_path / "api.yaml"
@@ -231,6 +234,8 @@ def test_sigterm_flushes_queued_records(tmp_path: Path, whole_group: bool) -> No
                 "127.0.0.1",
                 "--log-level",
                 "warning",
+                "--workers",
+                str(workers),
             ],
             env=env,
             stdout=subprocess.PIPE,
