@@ -6,6 +6,7 @@ the child deaf to SIGTERM and gone when its input closes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -54,14 +55,13 @@ sqlite_process.main()
 """
 
 
-def count(path: Path) -> int:
-    with sqlite3.connect(path) as conn:
-        return int(conn.execute("SELECT count(*) FROM request_stats").fetchone()[0])
-
-
 def request_ids(path: Path) -> list[str]:
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:  # ``with conn`` alone never closes it
         return [row[0] for row in conn.execute("SELECT request_id FROM request_stats ORDER BY id")]
+
+
+def count(path: Path) -> int:
+    return len(request_ids(path))
 
 
 async def open_store(path: Path) -> StatsStore:

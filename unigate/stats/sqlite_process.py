@@ -134,7 +134,7 @@ class ProcessAppender:
         """Checkpoints the current child completed (for tests and diagnostics)."""
         self.started = 0
         """Children started (1 unless one died or was killed)."""
-        self.resent = 0
+        self.doubtful_stored = 0
         """Doubtful batches found already stored, so not written again."""
 
     @property
@@ -146,7 +146,7 @@ class ProcessAppender:
     def info(self) -> dict[str, Any]:
         """For ``/v1/stats/health`` and ``/metrics`` (JSON-ready): the child's pid (None when none
         runs), how many children were started, and how many doubtful batches had been stored."""
-        return {"pid": self.pid, "started": self.started, "doubtful_already_stored": self.resent}
+        return {"pid": self.pid, "started": self.started, "doubtful_already_stored": self.doubtful_stored}
 
     async def append(self, rows: Sequence[Row]) -> None:
         """Insert ``rows`` in one transaction (through the child): all of them, or none when it
@@ -170,7 +170,7 @@ class ProcessAppender:
         self._doubtful = None
         if not answer[3]:
             return rows
-        self.resent += 1
+        self.doubtful_stored += 1
         _log.info("statistics: a batch whose commit was in doubt had been stored; not storing it again")
         done = set(map(id, doubtful))  # the writer queues the same tuple objects again
         return [row for row in rows if id(row) not in done]
